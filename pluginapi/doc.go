@@ -12,6 +12,28 @@
 // Tar streams (Diff, ApplyDiff) do not go through gRPC messages. At launch the host hands the
 // plugin one end of a Unix socket pair (exec.Cmd.ExtraFiles); for each stream the host passes a
 // pipe end over it with SCM_RIGHTS, tagged with a stream ID that the gRPC call names. The bytes on
-// the pipe are framed, and the last frame is a trailer with the byte count and SHA-256 of the
+// the pipe are framed, and the last frame is a trailer with the byte count and CRC-32C of the
 // payload, so a stream cut by a dying peer is an ErrCorrupt error, never a shorter valid tar.
+//
+// # Pieces
+//
+//   - driver.go: the contract. proto/: its wire form (driver.proto, generated code, gen.sh).
+//   - handshake.go: Handshake (go-plugin's handshake, ProtocolVersion = APIVersion) and the
+//     one-entry plugin map shared by both sides.
+//   - errors.go: the class <-> status mapping, the DriverError marker that tells a driver's
+//     ErrUnavailable from a dead transport, ErrPluginDied.
+//   - fdpass.go, stream.go: the stream socket, pipe passing, framing.
+//   - serve.go, server.go: the plugin side. Serve(d) is all a driver's main calls.
+//   - client.go, remote.go, find.go: the host side. NewClient(cfg) finds the executable;
+//     the Client launches it on first use, relaunches it after a death, replays Init.
+//   - harness.go: NewInProcess(d) runs d behind the same gRPC server, client, fd passing and
+//     framing in this process, for fast tests of drivers and of the store.
+//
+// # Rules for plugin authors
+//
+// Log only through hclog.Default() (Serve installs a JSON logger on the process's stderr, which the
+// host re-emits under its logger named after the driver); never write to stdout. A panic in a
+// call fails that call and the plugin keeps serving. The plugin exits when the host closes the
+// Client or dies; the host also sets a parent-death signal (SIGKILL) as a backup. Every call's
+// context is cancelled when the host gives up on the call.
 package pluginapi
