@@ -1,0 +1,362 @@
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/pluggable-storage/storage/errdefs"
+	"github.com/pluggable-storage/storage/pluginapi"
+)
+
+// LayerOptions are the options of CreateLayer and CreateStorageLayer.
+type LayerOptions struct {
+	ID         string // "" = a random 64-hex ID
+	Parent     string // ref of the parent layer; "" = a base layer
+	Names      []string
+	MountLabel string
+	ReadOnly   bool // false = a read-write layer (as a container's)
+	// UIDMap and GIDMap ask for an ID-mapped layer: not supported yet (ErrIDMapsNotSupported).
+	UIDMap, GIDMap []IDMap
+	// Volatile keeps the record in volatile-layers.json (written without fsync).
+	Volatile bool
+}
+
+// newID returns a random 64-hex ID whose 12-character short form is not all digits.
+func newID() string {
+	b := make([]byte, 32)
+	for {
+		if _, err := rand.Read(b); err != nil {
+			panic(err) // crypto/rand never fails on Linux
+		}
+		id := hex.EncodeToString(b)
+		if _, err := strconv.ParseInt(id[:12], 10, 64); err != nil {
+			return id
+		}
+	}
+}
+
+// CreateLayer creates a layer, empty (diff == nil) or holding the tar stream diff, which may be
+// compressed with any of the supported algorithms (detected). Exactly three driver calls are
+// made for a layer from a tar: Init (first use only), Create and ApplyDiff.
+//
+// Crash contract: the record is saved (synced) with flags.incomplete before the driver is
+// called, and the flag is cleared only after the contents, tar-split and digests are written. A
+// failure removes the layer through the normal delete path; a crash leaves an incomplete record
+// that the next RW open removes, driver layer included. So no driver layer ever exists without a
+// record (except those made on purpose by CreateStorageLayer).
+func (s *Store) CreateLayer(ctx context.Context, opts LayerOptions, diff io.Reader) (*Layer, error) {
+	end, err := s.begin(true)
+	if err != nil {
+		return nil, fmt.Errorf("create layer: %w", err)
+	}
+	defer end()
+	l, err := s.createLayer(ctx, opts, diff)
+	if err != nil {
+		return nil, err
+	}
+	c := s.layerCopy(l)
+	return &c, nil
+}
+
+// createLayer is CreateLayer with the write lock held.
+func (s *Store) createLayer(ctx context.Context, opts LayerOptions, diff io.Reader) (*Layer, error) {
+	if len(opts.UIDMap) > 0 || len(opts.GIDMap) > 0 {
+		return nil, fmt.Errorf("create layer %s: %w", opts.ID, ErrIDMapsNotSupported)
+	}
+	id := opts.ID
+	if id == "" {
+		id = newID()
+	}
+	names := dedup(opts.Names)
+	if err := s.layers.t.checkNew(id, names); err != nil {
+		return nil, err
+	}
+	parentID := ""
+	if opts.Parent != "" {
+		parent, ok := s.getLayer(opts.Parent)
+		if !ok {
+			return nil, fmt.Errorf("create layer %s: parent %q: %w", id, opts.Parent, ErrLayerUnknown)
+		}
+		if c := s.containerUsingLayer(parent.ID); c != nil {
+			return nil, fmt.Errorf("create layer %s: parent %s is the layer of container %s: %w", id, parent.ID, c.ID, ErrParentIsContainer)
+		}
+		parentID = parent.ID
+	}
+	l := &Layer{ID: id, Names: names, Parent: parentID, MountLabel: opts.MountLabel,
+		Created: time.Now().UTC()}
+	switch {
+	case opts.Volatile:
+		l.loc = locVolatile
+	case opts.ReadOnly && s.splitRoot != "":
+		l.loc = locSplit // read-only layers live in the split store
+	}
+	l.setIncomplete(true)
+	s.layers.t.add(l)
+	if err := s.layers.save(); err != nil {
+		s.layers.t.remove(id)
+		return nil, fmt.Errorf("create layer %s: %w", id, err)
+	}
+	fail := func(err error) (*Layer, error) {
+		if derr := s.deleteLayer(ctx, l); derr != nil {
+			s.log.Error("roll back layer", "layer", id, "error", derr)
+			err = errors.Join(err, fmt.Errorf("roll back: %w", derr))
+		}
+		return nil, fmt.Errorf("create layer %s: %w", id, err)
+	}
+	d, err := s.driver(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	if err := d.Create(ctx, id, parentID, pluginapi.CreateOpts{ReadWrite: !opts.ReadOnly, MountLabel: opts.MountLabel}); err != nil {
+		return fail(s.driverErr(err))
+	}
+	if diff != nil {
+		if _, err := s.applyDiff(ctx, d, l, diff); err != nil {
+			return fail(err)
+		}
+	}
+	l.setIncomplete(false)
+	if err := s.layers.save(); err != nil {
+		return fail(err)
+	}
+	return l, nil
+}
+
+// CreateStorageLayer creates a layer in the driver only, with no record (what `check` reports
+// as not accounted for). It returns the ID.
+func (s *Store) CreateStorageLayer(ctx context.Context, opts LayerOptions) (string, error) {
+	end, err := s.begin(true)
+	if err != nil {
+		return "", fmt.Errorf("create storage layer: %w", err)
+	}
+	defer end()
+	if len(opts.UIDMap) > 0 || len(opts.GIDMap) > 0 {
+		return "", fmt.Errorf("create storage layer %s: %w", opts.ID, ErrIDMapsNotSupported)
+	}
+	id := opts.ID
+	if id == "" {
+		id = newID()
+	}
+	parentID := ""
+	if opts.Parent != "" {
+		p, ok := s.getLayer(opts.Parent)
+		if !ok {
+			return "", fmt.Errorf("create storage layer %s: parent %q: %w", id, opts.Parent, ErrLayerUnknown)
+		}
+		parentID = p.ID
+	}
+	d, err := s.driver(ctx)
+	if err != nil {
+		return "", fmt.Errorf("create storage layer %s: %w", id, err)
+	}
+	if err := d.Create(ctx, id, parentID, pluginapi.CreateOpts{ReadWrite: !opts.ReadOnly, MountLabel: opts.MountLabel}); err != nil {
+		return "", fmt.Errorf("create storage layer %s: %w", id, s.driverErr(err))
+	}
+	return id, nil
+}
+
+// deleteLayer removes layer l with no dependency checks: it unmounts it fully, marks the record
+// incomplete (saved), removes the driver layer, tar-split and big data, then the record. A
+// crash midway leaves an incomplete record that the next RW open finishes deleting. Write lock
+// held.
+func (s *Store) deleteLayer(ctx context.Context, l *Layer) error {
+	if n, _ := s.mounts.count(l.ID); n > 0 {
+		if _, err := s.unmountLayer(ctx, l.ID, true); err != nil {
+			return fmt.Errorf("delete layer %s: %w", l.ID, err)
+		}
+	}
+	if !l.incomplete() {
+		l.setIncomplete(true)
+		if err := s.layers.save(); err != nil {
+			return fmt.Errorf("delete layer %s: %w", l.ID, err)
+		}
+	}
+	d, err := s.driver(ctx)
+	if err != nil {
+		return fmt.Errorf("delete layer %s: %w", l.ID, err)
+	}
+	if err := d.Remove(ctx, l.ID); err != nil && !isNotFound(err) {
+		return fmt.Errorf("delete layer %s: %w", l.ID, s.driverErr(err))
+	}
+	var errs []error
+	for _, p := range []string{s.tarSplitFor(l), s.tarSplitFor(l) + ".tmp"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.RemoveAll(s.layerDataDir(l)); err != nil {
+		errs = append(errs, err)
+	}
+	s.layers.t.remove(l.ID)
+	if err := s.layers.save(); err != nil {
+		return fmt.Errorf("delete layer %s: %w", l.ID, errors.Join(append([]error{err}, errs...)...))
+	}
+	if len(errs) > 0 {
+		s.log.Warn("delete layer: leftover files", "layer", l.ID, "error", errors.Join(errs...))
+	}
+	return nil
+}
+
+// removeIncompleteLayers deletes every layer left incomplete by a killed process, children
+// first. Write lock held.
+func (s *Store) removeIncompleteLayers() error {
+	var victims []*Layer
+	for i := len(s.layers.t.items) - 1; i >= 0; i-- {
+		if l := s.layers.t.items[i]; l.incomplete() {
+			victims = append(victims, l)
+		}
+	}
+	for _, l := range victims {
+		s.log.Info("removing incomplete layer", "layer", l.ID)
+		if err := s.deleteLayer(context.Background(), l); err != nil {
+			if errors.Is(err, errdefs.ErrNotSupported) || errors.Is(err, errdefs.ErrUnavailable) {
+				// No driver to remove it with (plugin missing or dead): keep the record, which
+				// stays incomplete, and try again on a later load.
+				s.log.Warn("cannot remove incomplete layer now", "layer", l.ID, "error", err)
+				continue
+			}
+			return fmt.Errorf("remove incomplete layer: %w", err)
+		}
+	}
+	return nil
+}
+
+// DeleteLayer deletes a layer. It is refused while a child layer, an image or a container
+// depends on it; the error names the dependant. A mounted layer is unmounted first.
+func (s *Store) DeleteLayer(ctx context.Context, ref string) error {
+	end, err := s.begin(true)
+	if err != nil {
+		return fmt.Errorf("delete layer %s: %w", ref, err)
+	}
+	defer end()
+	l, err := s.rwLayer(ref)
+	if err != nil {
+		return fmt.Errorf("delete layer: %w", err)
+	}
+	if err := s.layerDependants(l.ID); err != nil {
+		return fmt.Errorf("delete layer %s: %w", l.ID, err)
+	}
+	return s.deleteLayer(ctx, l)
+}
+
+// layerDependants returns an error naming the first item that needs layer id.
+func (s *Store) layerDependants(id string) error {
+	for _, c := range s.layers.t.items {
+		if c.Parent == id {
+			return fmt.Errorf("used by layer %s: %w", c.ID, ErrLayerHasChildren)
+		}
+	}
+	for _, img := range s.images.t.items {
+		if img.TopLayer == id {
+			return fmt.Errorf("used by image %s: %w", img.ID, ErrLayerUsedByImage)
+		}
+		for _, m := range img.MappedTopLayers {
+			if m == id {
+				return fmt.Errorf("used by image %s: %w", img.ID, ErrLayerUsedByImage)
+			}
+		}
+	}
+	if c := s.containerUsingLayer(id); c != nil {
+		return fmt.Errorf("used by container %s: %w", c.ID, ErrLayerUsedByContainer)
+	}
+	return nil
+}
+
+func (s *Store) containerUsingLayer(id string) *Container {
+	for _, c := range s.containers.t.items {
+		if c.LayerID == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// layerCopy returns a copy of l with its mount point and count filled in.
+func (s *Store) layerCopy(l *Layer) Layer {
+	c := copyLayer(l)
+	c.MountCount, c.MountPoint = s.mounts.count(l.ID)
+	c.ReadOnly = s.readOnly || l.store != ""
+	return c
+}
+
+// Layer returns the layer ref names. It does not start the driver.
+func (s *Store) Layer(ref string) (*Layer, error) {
+	end, err := s.beginRead(kLayers | kMounts)
+	if err != nil {
+		return nil, fmt.Errorf("layer %s: %w", ref, err)
+	}
+	defer end()
+	l, ok := s.getLayer(ref)
+	if !ok {
+		return nil, fmt.Errorf("layer %q: %w", ref, ErrLayerUnknown)
+	}
+	c := s.layerCopy(l)
+	return &c, nil
+}
+
+// Layers lists every layer, oldest first. It does not start the driver.
+func (s *Store) Layers() ([]Layer, error) {
+	end, err := s.beginRead(kLayers | kMounts)
+	if err != nil {
+		return nil, fmt.Errorf("list layers: %w", err)
+	}
+	defer end()
+	all := s.allLayers()
+	out := make([]Layer, 0, len(all))
+	for _, l := range all {
+		out = append(out, s.layerCopy(l))
+	}
+	return out, nil
+}
+
+// StorageLayers lists the layer IDs the driver holds (records or not).
+func (s *Store) StorageLayers(ctx context.Context) ([]string, error) {
+	end, err := s.begin(false)
+	if err != nil {
+		return nil, fmt.Errorf("list storage layers: %w", err)
+	}
+	defer end()
+	d, err := s.driver(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list storage layers: %w", err)
+	}
+	ids, err := d.ListLayers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list storage layers: %w", s.driverErr(err))
+	}
+	return ids, nil
+}
+
+// LayerParentOwners returns the UIDs and GIDs that own files in the layer's parent and that the
+// layer's ID mapping cannot represent. Layers are never ID-mapped here, so both are empty.
+func (s *Store) LayerParentOwners(ref string) (uids, gids []int, err error) {
+	if _, err := s.Layer(ref); err != nil {
+		return nil, nil, fmt.Errorf("layer parent owners: %w", err)
+	}
+	return nil, nil, nil
+}
+
+// ContainerParentOwners is LayerParentOwners for a container's layer.
+func (s *Store) ContainerParentOwners(ref string) (uids, gids []int, err error) {
+	if _, err := s.Container(ref); err != nil {
+		return nil, nil, fmt.Errorf("container parent owners: %w", err)
+	}
+	return nil, nil, nil
+}
+
+func (s *Store) hasChild(id string) bool {
+	for _, l := range s.layers.t.items {
+		if l.Parent == id {
+			return true
+		}
+	}
+	return false
+}
