@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 
 	"github.com/moby/sys/mountinfo"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/pluggable-storage/storage/errdefs"
 	"github.com/pluggable-storage/storage/pluginapi"
+	"github.com/pluggable-storage/storage/pluginapi/driverkit"
 )
 
 // Name is the driver's stable name; the store keeps btrfs layers under <graphroot>/btrfs.
@@ -29,6 +29,8 @@ var errNotInitialized = errdefs.Sentinel(errdefs.ErrUnavailable, "btrfs driver n
 type Driver struct {
 	// st is set by Init and replaced only by a later Init, so calls read it without a lock.
 	st atomic.Pointer[state]
+	// differ forwards to the state's differ (diff.go).
+	differ
 }
 
 // state is what Init establishes.
@@ -39,18 +41,15 @@ type state struct {
 }
 
 // New returns an uninitialized btrfs driver.
-func New() *Driver { return &Driver{} }
+func New() *Driver {
+	d := &Driver{}
+	d.differ = driverkit.ForwardDiffer(d.state, func(st *state) pluginapi.Differ { return st.differ })
+	return d
+}
 
 var _ pluginapi.Driver = (*Driver)(nil)
 
-func (d *Driver) info() pluginapi.Info {
-	return pluginapi.Info{
-		Name:         Name,
-		Version:      Version,
-		APIVersions:  []int{pluginapi.APIVersion},
-		Capabilities: []string{pluginapi.CapQuota},
-	}
-}
+func (d *Driver) info() pluginapi.Info { return driverkit.Info(Name, Version, pluginapi.CapQuota) }
 
 // Info identifies the driver. btrfs advertises CapQuota: qgroup accounting is switched on the
 // first time a layer gets a size.
@@ -77,7 +76,7 @@ func (d *Driver) Init(ctx context.Context, opts pluginapi.InitOptions) (pluginap
 			return pluginapi.Info{}, fmt.Errorf("init btrfs driver: %w", err)
 		}
 	}
-	if err := mountPrivate(st.home); err != nil {
+	if err := driverkit.MakePrivateBind(st.home); err != nil {
 		return pluginapi.Info{}, fmt.Errorf("init btrfs driver: %w", err)
 	}
 	if o.minSpace > 0 {
@@ -121,25 +120,10 @@ func (st *state) lookup(id string) (string, error) {
 // validID refuses IDs that are not a single path component: the store does not validate
 // caller-supplied IDs, and a subvolume name cannot hold a slash.
 func validID(id string) error {
-	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") || len(id) > 255 {
+	if !driverkit.IsDirName(id) || len(id) > 255 {
 		return fmt.Errorf("layer ID %q: not a valid layer name: %w", id, errdefs.ErrInvalidArgument)
 	}
 	return nil
-}
-
-// fsNames names the file systems a graph root is commonly found on, for the refusal message.
-var fsNames = map[int64]string{
-	unix.EXT4_SUPER_MAGIC:      "ext4",
-	unix.XFS_SUPER_MAGIC:       "xfs",
-	unix.TMPFS_MAGIC:           "tmpfs",
-	unix.OVERLAYFS_SUPER_MAGIC: "overlay",
-	unix.FUSE_SUPER_MAGIC:      "fuse",
-	unix.NFS_SUPER_MAGIC:       "nfs",
-	unix.SQUASHFS_MAGIC:        "squashfs",
-	unix.BTRFS_SUPER_MAGIC:     "btrfs",
-	0x2fc12fc1:                 "zfs",
-	0x01021997:                 "v9fs",
-	0x6e736673:                 "nsfs",
 }
 
 // checkBtrfs returns ErrNotSupported unless path (or, when it does not exist yet, its nearest
@@ -159,31 +143,12 @@ func checkBtrfs(path string) error {
 		if sfs.Type == unix.BTRFS_SUPER_MAGIC {
 			return nil
 		}
-		name, ok := fsNames[int64(sfs.Type)]
+		name, ok := driverkit.FSName(int64(sfs.Type))
 		if !ok {
 			name = fmt.Sprintf("file system type %#x", sfs.Type)
 		}
 		return fmt.Errorf("graph root %s is not on btrfs (found %s): %w", path, name, errdefs.ErrNotSupported)
 	}
-}
-
-// mountPrivate bind-mounts home onto itself and makes the mount private, so that mounts made
-// under it do not propagate to other namespaces. A home that already is a mount point (a
-// previous Init of a plugin that was killed) is only made private again.
-func mountPrivate(home string) error {
-	mounted, err := mountinfo.Mounted(home)
-	if err != nil {
-		return fmt.Errorf("check mount of %s: %w", home, err)
-	}
-	if !mounted {
-		if err := unix.Mount(home, home, "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind mount %s: %w", home, err)
-		}
-	}
-	if err := unix.Mount("", home, "", unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make %s private: %w", home, err)
-	}
-	return nil
 }
 
 // Cleanup undoes Init's bind mount of Home. The driver mounts nothing else.
@@ -223,15 +188,9 @@ func (d *Driver) ListLayers(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list layers: %w", err)
 	}
-	entries, err := os.ReadDir(st.subvolumesDir())
+	ids, err := driverkit.ListDirs(st.subvolumesDir())
 	if err != nil {
 		return nil, fmt.Errorf("list layers: %w", err)
-	}
-	ids := make([]string, 0, len(entries))
-	for _, e := range entries {
-		if e.IsDir() {
-			ids = append(ids, e.Name())
-		}
 	}
 	return ids, nil
 }

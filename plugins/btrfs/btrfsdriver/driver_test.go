@@ -1,7 +1,6 @@
 package btrfsdriver
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"github.com/pluggable-storage/storage/errdefs"
 	"github.com/pluggable-storage/storage/internal/testfs"
 	"github.com/pluggable-storage/storage/pluginapi"
+	"github.com/pluggable-storage/storage/pluginapi/driverkit"
+	"github.com/pluggable-storage/storage/pluginapi/driverkit/drivertest"
 )
 
 // newTestDriver initializes a driver on a fresh graph root inside a new btrfs and registers its
@@ -24,14 +25,7 @@ func newTestDriver(t *testing.T, options ...string) (*Driver, string) {
 	mnt := testfs.Btrfs(t)
 	home := filepath.Join(mnt, "root", Name)
 	d := New()
-	if _, err := d.Init(t.Context(), pluginapi.InitOptions{Home: home, GraphRoot: filepath.Dir(home), Options: options}); err != nil {
-		t.Fatalf("init: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := d.Cleanup(context.Background()); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	drivertest.Init(t, d, pluginapi.InitOptions{Home: home, GraphRoot: filepath.Dir(home), Options: options})
 	return d, home
 }
 
@@ -90,9 +84,9 @@ func TestInitRefusesHomeNotOnBtrfs(t *testing.T) {
 	if sfs.Type == unix.BTRFS_SUPER_MAGIC {
 		t.Skipf("%s is on btrfs; cannot test the refusal", dir)
 	}
-	want := "found " + fsNames[int64(sfs.Type)]
-	if fsNames[int64(sfs.Type)] == "" {
-		want = "found file system type"
+	want := "found file system type"
+	if name, ok := driverkit.FSName(int64(sfs.Type)); ok {
+		want = "found " + name
 	}
 	home := filepath.Join(dir, "graph", Name)
 	_, err := New().Init(t.Context(), pluginapi.InitOptions{Home: home})
@@ -170,7 +164,7 @@ func TestQuota(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = writeFile(filepath.Join(root, "big"), 32<<20)
+		err = drivertest.FillFile(filepath.Join(root, "big"), 32<<20)
 		if !errors.Is(err, unix.EDQUOT) {
 			t.Errorf("writing 32 MiB into %s with a 16M quota: %v, want EDQUOT", id, err)
 		}
@@ -181,24 +175,6 @@ func TestQuota(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(home, "quotas", "inherits")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("quota record survives Remove: %v", err)
 	}
-}
-
-func writeFile(p string, size int) error {
-	f, err := os.Create(p)
-	if err != nil {
-		return err
-	}
-	chunk := make([]byte, 1<<20)
-	for i := range chunk {
-		chunk[i] = byte(i * 7)
-	}
-	for n := 0; n < size; n += len(chunk) {
-		if _, err := f.Write(chunk); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	return errors.Join(f.Sync(), f.Close())
 }
 
 func TestOptions(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pluggable-storage/storage/errdefs"
 	"github.com/pluggable-storage/storage/pluginapi"
+	"github.com/pluggable-storage/storage/pluginapi/driverkit"
 )
 
 // Create makes layer id: an empty subvolume (root 0555, 0:0) for a base layer, or a writable
@@ -32,19 +33,9 @@ func (d *Driver) Create(ctx context.Context, id, parent string, opts pluginapi.C
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("create layer %s: %w", id, err)
 	}
-	var size uint64
-	for k, v := range opts.StorageOpt {
-		switch strings.ToLower(k) {
-		case "size":
-			if size, err = parseSize(v); err != nil {
-				return fmt.Errorf("create layer %s: storage option %s: %w", id, k, err)
-			}
-			if size == 0 {
-				return fmt.Errorf("create layer %s: storage option %s: size must be positive: %w", id, k, errdefs.ErrInvalidArgument)
-			}
-		default:
-			return fmt.Errorf("create layer %s: unknown storage option %s: %w", id, k, errdefs.ErrInvalidArgument)
-		}
+	size, err := driverkit.StorageSize(opts.StorageOpt)
+	if err != nil {
+		return fmt.Errorf("create layer %s: %w", id, err)
 	}
 	if size > 0 && st.opts.minSpace > 0 && size < st.opts.minSpace {
 		return fmt.Errorf("create layer %s: size %d is less than btrfs.min_space %d: %w", id, size, st.opts.minSpace, errdefs.ErrInvalidArgument)

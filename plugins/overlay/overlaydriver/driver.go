@@ -17,6 +17,7 @@ import (
 
 	"github.com/pluggable-storage/storage/errdefs"
 	"github.com/pluggable-storage/storage/pluginapi"
+	"github.com/pluggable-storage/storage/pluginapi/driverkit"
 )
 
 // Name is the driver's stable name.
@@ -126,7 +127,7 @@ func (d *Driver) Init(ctx context.Context, opts pluginapi.InitOptions) (pluginap
 		return pluginapi.Info{}, fmt.Errorf("init overlay driver: %w", err)
 	}
 	if !cfg.skipMountHome && cfg.mountProgram == "" {
-		if err := makePrivateBind(home); err != nil {
+		if err := driverkit.MakePrivateBind(home); err != nil {
 			return pluginapi.Info{}, fmt.Errorf("init overlay driver: %w", err)
 		}
 	}
@@ -184,24 +185,6 @@ func ownerDead(name string) bool {
 		return true
 	}
 	return unix.Kill(pid, 0) == unix.ESRCH
-}
-
-// makePrivateBind makes home a mount point with private propagation, bind-mounting it onto
-// itself unless it already is a mount point (a second Init does not stack a second bind).
-func makePrivateBind(home string) error {
-	m, err := mountAt(home)
-	if err != nil {
-		return err
-	}
-	if m == nil {
-		if err := unix.Mount(home, home, "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind mount %s: %w", home, err)
-		}
-	}
-	if err := unix.Mount("", home, "", unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make %s private: %w", home, err)
-	}
-	return nil
 }
 
 // Status reports the driver's diagnostics.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pluggable-storage/storage/errdefs"
 	"github.com/pluggable-storage/storage/pluginapi"
+	"github.com/pluggable-storage/storage/pluginapi/driverkit"
 )
 
 // dir is layer id's directory.
@@ -254,17 +255,17 @@ func (d *Driver) ListLayers(ctx context.Context) ([]string, error) {
 	if !d.initialized {
 		return nil, fmt.Errorf("list layers: %w", ErrNotInitialized)
 	}
-	entries, err := os.ReadDir(d.home)
+	dirs, err := driverkit.ListDirs(d.home)
 	if err != nil {
 		return nil, fmt.Errorf("list layers: %w", err)
 	}
 	var ids []string
-	for _, e := range entries {
-		if !e.IsDir() || reservedName(e.Name()) {
+	for _, name := range dirs {
+		if reservedName(name) {
 			continue
 		}
-		if ok, _ := d.layerExists(e.Name()); ok {
-			ids = append(ids, e.Name())
+		if ok, _ := d.layerExists(name); ok {
+			ids = append(ids, name)
 		}
 	}
 	return ids, nil

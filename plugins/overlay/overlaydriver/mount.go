@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pluggable-storage/storage/pluginapi"
+	"github.com/pluggable-storage/storage/pluginapi/driverkit"
 )
 
 // Get mounts layer id at <home>/<id>/merged and returns that path. It is idempotent: when an
@@ -58,7 +59,7 @@ func (d *Driver) get(id string, opts pluginapi.MountOpts) (string, error) {
 		return "", fmt.Errorf("mount layer %s: %w", id, err)
 	}
 
-	mountOpts := append(splitOpts(d.cfg.mountOpts), opts.Options...)
+	mountOpts := append(driverkit.SplitList(d.cfg.mountOpts), opts.Options...)
 	readOnly := opts.ReadOnly || slices.Contains(mountOpts, "ro")
 	if d.cfg.mountProgram != "" && d.cfg.forceMask != nil {
 		mountOpts = append(mountOpts, "xattr_permissions=2")

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 
 	"github.com/pluggable-storage/storage/errdefs"
+	"github.com/pluggable-storage/storage/pluginapi/driverkit"
 )
 
 // config is the validated form of InitOptions.Options.
@@ -23,58 +23,50 @@ type config struct {
 // prefix or none (the bare keys of [storage.options.overlay]). An unknown key, or a value that
 // does not parse, is ErrInvalidArgument naming the key; a key naming a feature this driver does not
 // implement is ErrNotSupported naming the key.
-func parseOptions(opts []string) (config, error) {
+func parseOptions(raw []string) (config, error) {
 	var c config
+	opts, err := driverkit.ParseOptions(Name, raw, "overlay2.", "overlay.", ".")
+	if err != nil {
+		return c, err
+	}
 	forceMaskKey := ""
 	for _, opt := range opts {
-		rawKey, val, ok := strings.Cut(opt, "=")
-		if !ok {
-			return c, fmt.Errorf("overlay option %q: expected key=value: %w", opt, errdefs.ErrInvalidArgument)
-		}
-		key := strings.ToLower(strings.TrimSpace(rawKey))
-		for _, p := range []string{"overlay2.", "overlay.", "."} {
-			if strings.HasPrefix(key, p) {
-				key = key[len(p):]
-				break
-			}
-		}
-		val = strings.TrimSpace(val)
-		var err error
-		switch key {
+		key, val := opt.Key, opt.Value
+		switch opt.Name {
 		case "mountopt":
 			c.mountOpts = val
 		case "skip_mount_home":
-			c.skipMountHome, err = parseBool(rawKey, val)
+			c.skipMountHome, err = opt.Bool()
 		case "ignore_chown_errors":
-			c.ignoreChownErrors, err = parseBool(rawKey, val)
+			c.ignoreChownErrors, err = opt.Bool()
 		case "override_kernel_check":
-			c.overrideKernelCheck, err = parseBool(rawKey, val)
+			c.overrideKernelCheck, err = opt.Bool()
 		case "mount_program":
 			if val != "" {
 				if err = checkExecutable(val); err != nil {
-					err = fmt.Errorf("overlay option %s=%s: %w", rawKey, val, err)
+					err = fmt.Errorf("overlay option %s=%s: %w", key, val, err)
 				}
 			}
 			c.mountProgram = val
 		case "force_mask":
-			c.forceMask, err = parseForceMask(rawKey, val)
-			forceMaskKey = rawKey
+			c.forceMask, err = parseForceMask(key, val)
+			forceMaskKey = key
 		case "size", "inodes":
 			// Quotas need XFS project quotas, which this driver does not implement.
 			if val != "" {
-				err = fmt.Errorf("overlay option %s: project quotas are not implemented: %w", rawKey, errdefs.ErrNotSupported)
+				err = opt.Errorf("project quotas are not implemented: %w", errdefs.ErrNotSupported)
 			}
 		case "imagestore", "additionalimagestore", "additionallayerstore":
 			if val != "" {
-				err = fmt.Errorf("overlay option %s: separate image and layer stores are not implemented: %w", rawKey, errdefs.ErrNotSupported)
+				err = opt.Errorf("separate image and layer stores are not implemented: %w", errdefs.ErrNotSupported)
 			}
 		case "use_composefs":
 			var on bool
-			if on, err = parseBool(rawKey, val); err == nil && on {
-				err = fmt.Errorf("overlay option %s: composefs is not implemented: %w", rawKey, errdefs.ErrNotSupported)
+			if on, err = opt.Bool(); err == nil && on {
+				err = opt.Errorf("composefs is not implemented: %w", errdefs.ErrNotSupported)
 			}
 		default:
-			err = fmt.Errorf("unknown overlay option %q: %w", rawKey, errdefs.ErrInvalidArgument)
+			err = opt.Unknown()
 		}
 		if err != nil {
 			return c, err
@@ -84,14 +76,6 @@ func parseOptions(opts []string) (config, error) {
 		return c, fmt.Errorf("overlay option %s is supported only with mount_program: %w", forceMaskKey, errdefs.ErrInvalidArgument)
 	}
 	return c, nil
-}
-
-func parseBool(key, val string) (bool, error) {
-	b, err := strconv.ParseBool(val)
-	if err != nil {
-		return false, fmt.Errorf("overlay option %s=%q: not a boolean: %w", key, val, errdefs.ErrInvalidArgument)
-	}
-	return b, nil
 }
 
 // parseForceMask accepts "shared" (0755), "private" (0700) or an octal mode.

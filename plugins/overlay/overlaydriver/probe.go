@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pluggable-storage/storage/errdefs"
+	"github.com/pluggable-storage/storage/pluginapi/driverkit"
 )
 
 // features are what Init found out about the kernel and the backing file system.
@@ -209,37 +210,12 @@ func supportsDType(dir string) (bool, error) {
 	}
 }
 
-// fsNames are the statfs magic numbers of the file systems a graph root is commonly on.
-var fsNames = map[int64]string{
-	0xEF53:     "extfs",
-	0x58465342: "xfs",
-	0x9123683E: "btrfs",
-	0x01021994: "tmpfs",
-	0x794C7630: "overlayfs",
-	0x2FC12FC1: "zfs",
-	0x65735546: "fuse",
-	0x6969:     "nfs",
-	0xF2F52010: "f2fs",
-	0x858458F6: "ramfs",
-}
-
-func backingFS(dir string) (string, error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return "", err
-	}
-	if n, ok := fsNames[int64(st.Type)]; ok {
-		return n, nil
-	}
-	return fmt.Sprintf("<unknown 0x%x>", st.Type), nil
-}
-
 // probeFeatures checks the home's file system and the kernel. A missing overlay (without a mount
 // program) or missing d_type is ErrNotSupported: the store should pick another driver.
 func probeFeatures(home, runHome string, c config) (features, error) {
 	var f features
 	var err error
-	if f.backingFS, err = backingFS(home); err != nil {
+	if f.backingFS, err = driverkit.BackingFS(home); err != nil {
 		return f, fmt.Errorf("statfs %s: %w", home, err)
 	}
 	if f.dType, err = supportsDType(home); err != nil {
@@ -258,7 +234,7 @@ func probeFeatures(home, runHome string, c config) (features, error) {
 	if ok, why := cachedFeature(runHome, "overlay", func() error { return probeOverlay(home) }); !ok {
 		return f, fmt.Errorf("kernel overlay unusable on %s (%s): %s: %w", home, f.backingFS, why, errdefs.ErrNotSupported)
 	}
-	opts := splitOpts(c.mountOpts)
+	opts := driverkit.SplitList(c.mountOpts)
 	f.metacopy, _ = cachedFeature(runHome, featureName("metacopy", c.mountOpts), func() error { return probeMetacopy(home, opts) })
 	f.nativeDiff, f.nativeWhy = cachedFeature(runHome, featureName("native-diff", c.mountOpts), func() error { return probeNativeDiff(home, opts) })
 	if f.metacopy {
@@ -266,14 +242,4 @@ func probeFeatures(home, runHome string, c config) (features, error) {
 	}
 	f.volatile, _ = cachedFeature(runHome, "volatile", func() error { return probeVolatile(home) })
 	return f, nil
-}
-
-func splitOpts(s string) []string {
-	var out []string
-	for _, o := range strings.Split(s, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			out = append(out, o)
-		}
-	}
-	return out
 }

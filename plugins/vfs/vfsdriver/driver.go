@@ -10,10 +10,9 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/pluggable-storage/storage/errdefs"
 	"github.com/pluggable-storage/storage/pluginapi"
+	"github.com/pluggable-storage/storage/pluginapi/driverkit"
 )
 
 // Name is the driver's stable name; the store keeps vfs layers under <graphroot>/vfs.
@@ -32,6 +31,8 @@ var (
 type Driver struct {
 	// st is set once by Init and never changed, so calls read it without a lock.
 	st atomic.Pointer[state]
+	// differ forwards to the state's differ (diff.go).
+	differ
 }
 
 // state is what Init establishes.
@@ -43,18 +44,15 @@ type state struct {
 }
 
 // New returns an uninitialized vfs driver.
-func New() *Driver { return &Driver{} }
+func New() *Driver {
+	d := &Driver{}
+	d.differ = driverkit.ForwardDiffer(d.state, func(st *state) pluginapi.Differ { return st.differ })
+	return d
+}
 
 var _ pluginapi.Driver = (*Driver)(nil)
 
-func (d *Driver) info() pluginapi.Info {
-	return pluginapi.Info{
-		Name:         Name,
-		Version:      Version,
-		APIVersions:  []int{pluginapi.APIVersion},
-		Capabilities: []string{},
-	}
-}
+func (d *Driver) info() pluginapi.Info { return driverkit.Info(Name, Version) }
 
 // Info identifies the driver. vfs advertises no capabilities.
 func (d *Driver) Info(ctx context.Context) (pluginapi.Info, error) { return d.info(), nil }
@@ -76,7 +74,9 @@ func (d *Driver) Init(ctx context.Context, opts pluginapi.InitOptions) (pluginap
 			return pluginapi.Info{}, fmt.Errorf("init vfs driver: %w", err)
 		}
 	}
-	st.backing = backingFS(st.home)
+	if st.backing, err = driverkit.BackingFS(st.home); err != nil {
+		st.backing = "unknown"
+	}
 	st.differ = newDiffer(st)
 	if err := st.sweepStaging(); err != nil {
 		return pluginapi.Info{}, fmt.Errorf("init vfs driver: %w", err)
@@ -124,7 +124,7 @@ func (st *state) lookup(id string) (string, error) {
 // validID refuses IDs that are not a single path component: the store does not validate
 // caller-supplied IDs, and vfs uses them as directory names.
 func validID(id string) error {
-	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
+	if !driverkit.IsDirName(id) {
 		return fmt.Errorf("layer ID %q: not usable as a directory name: %w", id, errdefs.ErrInvalidArgument)
 	}
 	return nil
@@ -184,15 +184,9 @@ func (d *Driver) ListLayers(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list layers: %w", err)
 	}
-	entries, err := os.ReadDir(st.layersDir())
+	ids, err := driverkit.ListDirs(st.layersDir())
 	if err != nil {
 		return nil, fmt.Errorf("list layers: %w", err)
-	}
-	ids := make([]string, 0, len(entries))
-	for _, e := range entries {
-		if e.IsDir() {
-			ids = append(ids, e.Name())
-		}
 	}
 	return ids, nil
 }
@@ -234,26 +228,4 @@ func (d *Driver) Cleanup(ctx context.Context) error {
 		return fmt.Errorf("cleanup vfs driver: %w", err)
 	}
 	return nil
-}
-
-// backingFS names the file system holding dir, for Status.
-func backingFS(dir string) string {
-	var sfs unix.Statfs_t
-	if err := unix.Statfs(dir, &sfs); err != nil {
-		return "unknown"
-	}
-	names := map[int64]string{
-		0xEF53:     "extfs",
-		0x58465342: "xfs",
-		0x9123683E: "btrfs",
-		0x01021994: "tmpfs",
-		0x794c7630: "overlayfs",
-		0x2fc12fc1: "zfs",
-		0x6969:     "nfs",
-		0x65735546: "fuse",
-	}
-	if n, ok := names[int64(sfs.Type)]; ok {
-		return n
-	}
-	return fmt.Sprintf("<unknown: %#x>", sfs.Type)
 }

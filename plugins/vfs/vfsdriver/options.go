@@ -1,11 +1,8 @@
 package vfsdriver
 
 import (
-	"fmt"
-	"strconv"
-	"strings"
-
 	"github.com/pluggable-storage/storage/errdefs"
+	"github.com/pluggable-storage/storage/pluginapi/driverkit"
 )
 
 // options are the validated driver options.
@@ -23,37 +20,22 @@ type options struct {
 // established driver rejects are ErrInvalidArgument naming the key.
 func parseOptions(raw []string) (options, error) {
 	var o options
-	for _, opt := range raw {
-		key, val, ok := strings.Cut(opt, "=")
-		if !ok {
-			return o, fmt.Errorf("vfs option %q: want key=value: %w", opt, errdefs.ErrInvalidArgument)
-		}
-		key = strings.ToLower(strings.TrimSpace(key))
-		val = strings.TrimSpace(val)
-		name := key
-		switch {
-		case strings.HasPrefix(name, "vfs."):
-			name = strings.TrimPrefix(name, "vfs.")
-		case strings.HasPrefix(name, "."):
-			name = strings.TrimPrefix(name, ".")
-		}
-		switch name {
+	opts, err := driverkit.ParseOptions(Name, raw, "vfs.", ".")
+	if err != nil {
+		return o, err
+	}
+	for _, opt := range opts {
+		switch opt.Name {
 		case "ignore_chown_errors":
-			b, err := strconv.ParseBool(val)
-			if err != nil {
-				return o, fmt.Errorf("vfs option %s: %q is not a boolean: %w", key, val, errdefs.ErrInvalidArgument)
+			if o.ignoreChownErrors, err = opt.Bool(); err != nil {
+				return o, err
 			}
-			o.ignoreChownErrors = b
 		case "imagestore", "additionalimagestore":
-			for _, s := range strings.Split(val, ",") {
-				if s = strings.TrimSpace(s); s != "" {
-					o.imageStores = append(o.imageStores, s)
-				}
-			}
+			o.imageStores = append(o.imageStores, driverkit.SplitList(opt.Value)...)
 		case "mountopt":
-			return o, fmt.Errorf("vfs option %s: vfs driver does not support mount options: %w", key, errdefs.ErrInvalidArgument)
+			return o, opt.Errorf("vfs driver does not support mount options: %w", errdefs.ErrInvalidArgument)
 		default:
-			return o, fmt.Errorf("vfs option %s: unknown option: %w", key, errdefs.ErrInvalidArgument)
+			return o, opt.Unknown()
 		}
 	}
 	return o, nil

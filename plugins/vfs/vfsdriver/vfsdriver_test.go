@@ -18,6 +18,7 @@ import (
 
 	"github.com/pluggable-storage/storage/errdefs"
 	"github.com/pluggable-storage/storage/pluginapi"
+	"github.com/pluggable-storage/storage/pluginapi/driverkit/drivertest"
 	"github.com/pluggable-storage/storage/plugins/vfs/vfsdriver"
 )
 
@@ -34,9 +35,7 @@ func newDriver(t *testing.T, options ...string) (*vfsdriver.Driver, string) {
 	root := t.TempDir()
 	d := vfsdriver.New()
 	home := filepath.Join(root, "vfs")
-	if _, err := d.Init(t.Context(), pluginapi.InitOptions{Home: home, RunHome: filepath.Join(t.TempDir(), "vfs"), GraphRoot: root, Options: options}); err != nil {
-		t.Fatalf("init: %v", err)
-	}
+	drivertest.Init(t, d, pluginapi.InitOptions{Home: home, RunHome: filepath.Join(t.TempDir(), "vfs"), GraphRoot: root, Options: options})
 	return d, home
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pluggable-storage/storage/errdefs"
 	"github.com/pluggable-storage/storage/pluginapi"
+	"github.com/pluggable-storage/storage/pluginapi/driverkit"
 )
 
 // Name is the driver's stable name; the store keeps zfs mount points under <graphroot>/zfs.
@@ -28,6 +29,8 @@ var errNotInitialized = errdefs.Sentinel(errdefs.ErrUnavailable, "zfs driver not
 type Driver struct {
 	// st is set by Init and replaced only by a later Init, so calls read it without a lock.
 	st atomic.Pointer[state]
+	// differ forwards to the state's differ (diff.go).
+	differ
 }
 
 // state is what Init establishes.
@@ -51,17 +54,16 @@ type state struct {
 }
 
 // New returns an uninitialized zfs driver.
-func New() *Driver { return &Driver{} }
+func New() *Driver {
+	d := &Driver{}
+	d.differ = driverkit.ForwardDiffer(d.state, func(st *state) pluginapi.Differ { return st.differ })
+	return d
+}
 
 var _ pluginapi.Driver = (*Driver)(nil)
 
 func (d *Driver) info() pluginapi.Info {
-	return pluginapi.Info{
-		Name:         Name,
-		Version:      Version,
-		APIVersions:  []int{pluginapi.APIVersion},
-		Capabilities: []string{pluginapi.CapQuota, pluginapi.CapReadOnlyMount},
-	}
+	return driverkit.Info(Name, Version, pluginapi.CapQuota, pluginapi.CapReadOnlyMount)
 }
 
 // Info identifies the driver: quotas (the zfs quota property) and read-only mounts.

@@ -1,7 +1,6 @@
 package zfsdriver_test
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/pluggable-storage/storage/errdefs"
 	"github.com/pluggable-storage/storage/pluginapi"
+	"github.com/pluggable-storage/storage/pluginapi/driverkit/drivertest"
 	"github.com/pluggable-storage/storage/plugins/zfs/zfsdriver"
 )
 
@@ -22,14 +22,7 @@ import (
 func newDriver(t *testing.T, root string, options ...string) *zfsdriver.Driver {
 	t.Helper()
 	d := zfsdriver.New()
-	if _, err := d.Init(t.Context(), pluginapi.InitOptions{Home: homeOf(root), GraphRoot: root, Options: options}); err != nil {
-		t.Fatalf("init: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := d.Cleanup(context.Background()); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
+	drivertest.Init(t, d, pluginapi.InitOptions{Home: homeOf(root), GraphRoot: root, Options: options})
 	return d
 }
 
@@ -97,7 +90,7 @@ func TestQuotaEDQUOT(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Put(ctx, "q")
-	err = writeFile(filepath.Join(root, "big"), 16<<20)
+	err = drivertest.FillFile(filepath.Join(root, "big"), 16<<20)
 	if !errors.Is(err, unix.EDQUOT) {
 		t.Fatalf("writing 16 MiB under an 8M quota: %v, want EDQUOT", err)
 	}
@@ -106,24 +99,6 @@ func TestQuotaEDQUOT(t *testing.T) {
 	if !errors.Is(err, errdefs.ErrInvalidArgument) || datasetExists(t, fsname+"/bad") {
 		t.Fatalf("Create with size=lots: %v, want ErrInvalidArgument and no dataset", err)
 	}
-}
-
-func writeFile(p string, size int) error {
-	f, err := os.Create(p)
-	if err != nil {
-		return err
-	}
-	chunk := make([]byte, 1<<20)
-	for i := range chunk {
-		chunk[i] = byte(i * 7)
-	}
-	for n := 0; n < size; n += len(chunk) {
-		if _, err := f.Write(chunk); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	return errors.Join(f.Sync(), f.Close())
 }
 
 // TestMissingZFSCommand runs the real plugin with a PATH that has no zfs: Init must fail with

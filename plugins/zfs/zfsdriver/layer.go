@@ -11,6 +11,7 @@ import (
 
 	"github.com/pluggable-storage/storage/errdefs"
 	"github.com/pluggable-storage/storage/pluginapi"
+	"github.com/pluggable-storage/storage/pluginapi/driverkit"
 )
 
 // Create makes layer id: a new dataset <fsname>/<id> for a base layer (its root then mounted
@@ -28,20 +29,12 @@ func (d *Driver) Create(ctx context.Context, id, parent string, opts pluginapi.C
 		return fmt.Errorf("create layer %s: %w", id, err)
 	}
 	props := []string{"-o", "mountpoint=legacy", "-o", "canmount=noauto"}
-	for k, v := range opts.StorageOpt {
-		switch strings.ToLower(k) {
-		case "size":
-			size, err := parseSize(v)
-			if err != nil {
-				return fmt.Errorf("create layer %s: storage option %s: %w", id, k, err)
-			}
-			if size == 0 {
-				return fmt.Errorf("create layer %s: storage option %s: size must be positive: %w", id, k, errdefs.ErrInvalidArgument)
-			}
-			props = append(props, "-o", "quota="+strconv.FormatUint(size, 10))
-		default:
-			return fmt.Errorf("create layer %s: unknown storage option %s: %w", id, k, errdefs.ErrInvalidArgument)
-		}
+	size, err := driverkit.StorageSize(opts.StorageOpt)
+	if err != nil {
+		return fmt.Errorf("create layer %s: %w", id, err)
+	}
+	if size > 0 {
+		props = append(props, "-o", "quota="+strconv.FormatUint(size, 10))
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("create layer %s: %w", id, err)

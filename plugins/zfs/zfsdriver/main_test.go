@@ -11,6 +11,7 @@ import (
 
 	"github.com/pluggable-storage/storage/conformance"
 	"github.com/pluggable-storage/storage/internal/testfs"
+	"github.com/pluggable-storage/storage/pluginapi/driverkit/drivertest"
 )
 
 // One pool serves every test of this binary: starting zfs-fuse and creating a pool costs
@@ -67,16 +68,7 @@ func testDataset(t testing.TB, name string) string {
 func testRoot(t testing.TB) string {
 	t.Helper()
 	_, mnt := testPool(t)
-	dir, err := os.MkdirTemp(mnt, "root-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := os.RemoveAll(dir); err != nil {
-			t.Errorf("remove graph root %s: %v", dir, err)
-		}
-	})
-	return dir
+	return drivertest.TempDir(t, mnt, "root-")
 }
 
 // zfs runs the zfs command for a test and returns its trimmed output.
