@@ -40,6 +40,9 @@ var (
 	ErrLayerContentDigest  = errdefs.Sentinel(errdefs.ErrCorrupt, "layer content incorrect digest")
 	ErrLayerContentSize    = errdefs.Sentinel(errdefs.ErrCorrupt, "layer content incorrect size")
 	ErrLayerModified       = errdefs.Sentinel(errdefs.ErrCorrupt, "layer content modified")
+	// ErrLayerIncomplete: the record is flagged incomplete (a create or delete that did not
+	// finish) and this Store could not remove it; Repair deletes it.
+	ErrLayerIncomplete = errdefs.Sentinel(errdefs.ErrCorrupt, "layer is incomplete")
 )
 
 // CheckOptions are the options of Check.
@@ -78,6 +81,8 @@ type RepairOptions struct {
 // unless Quick, that each layer made from a tar still rebuilds to its recorded diff digest and
 // holds no file the tar did not have.
 func (s *Store) Check(ctx context.Context, opts CheckOptions) (CheckReport, error) {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	r := CheckReport{Layers: map[string][]error{}, ROLayers: map[string][]error{}, Images: map[string][]error{},
 		ROImages: map[string][]error{}, Containers: map[string][]error{}}
 	end, err := s.begin(true)
@@ -127,6 +132,11 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (CheckReport, erro
 		mark(c.LayerID)
 	}
 	for _, l := range s.layers.t.items {
+		if l.incomplete() {
+			// Its contents are whatever the unfinished operation left: nothing more to verify.
+			add(r.Layers, l.ID, ErrLayerIncomplete)
+			continue
+		}
 		if driverIDs != nil && !inDriver[l.ID] {
 			add(r.Layers, l.ID, ErrLayerMissing)
 			continue
@@ -258,6 +268,8 @@ func (s *Store) checkLayerContent(ctx context.Context, l *Layer) []error {
 // with RemoveContainers), images whose layers are damaged or missing, damaged layers with the
 // layers above them, and driver layers no record accounts for. It returns the errors met.
 func (s *Store) Repair(ctx context.Context, report CheckReport, opts RepairOptions) []error {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(true)
 	if err != nil {
 		return []error{fmt.Errorf("repair: %w", err)}

@@ -30,6 +30,8 @@ type ContainerOptions struct {
 // parent is the image's top layer (a base layer without an image), the record, and the
 // container's userdata directories in the graph root and the run root.
 func (s *Store) CreateContainer(ctx context.Context, image string, opts ContainerOptions) (*Container, error) {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(true)
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
@@ -126,6 +128,8 @@ func (s *Store) Containers() ([]Container, error) {
 // DeleteContainer deletes a container: its layer (unmounted first), then its whole directories
 // in the graph root and the run root, then its record.
 func (s *Store) DeleteContainer(ctx context.Context, ref string) error {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(true)
 	if err != nil {
 		return fmt.Errorf("delete container %s: %w", ref, err)
@@ -172,6 +176,8 @@ func (s *Store) deleteContainer(ctx context.Context, c *Container, wholeDirs boo
 // ContainerSize returns the bytes of the container's layer (relative to its parent) plus its
 // big data.
 func (s *Store) ContainerSize(ctx context.Context, ref string) (int64, error) {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(false)
 	if err != nil {
 		return 0, fmt.Errorf("container size %s: %w", ref, err)

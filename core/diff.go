@@ -48,9 +48,11 @@ func (c *countingDigester) Read(p []byte) (int, error) {
 // can rebuild the byte-identical tar), and digested twice: the compressed digest and size of the
 // bytes as given, and the uncompressed digest (diff ID) and size of the tar. The driver gets the
 // plain tar. The tar-split file is written under a temporary name and synced before being
-// renamed into place; the caller saves the record. Write lock held.
+// renamed into place; the caller saves the record. When ctx ends (the caller's cancellation, or
+// Close) the read of diff is abandoned and applyDiff returns, even if diff never returns from
+// Read. Write lock held.
 func (s *Store) applyDiff(ctx context.Context, d pluginapi.Driver, l *Layer, diff io.Reader) (int64, error) {
-	compressed := newCountingDigester(diff)
+	compressed := newCountingDigester(abortable(ctx, diff))
 	plain, compression, err := archive.DecompressStream(compressed)
 	if err != nil {
 		return 0, fmt.Errorf("apply diff to layer %s: %w", l.ID, withClass(err, errdefs.ErrInvalidArgument))
@@ -173,6 +175,8 @@ func idSets(path string) (uids, gids []uint32, err error) {
 // ApplyDiff extracts a (possibly compressed) tar into an existing layer and records the
 // layer's content metadata. It returns the bytes of file content written.
 func (s *Store) ApplyDiff(ctx context.Context, ref string, diff io.Reader) (int64, error) {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(true)
 	if err != nil {
 		return 0, fmt.Errorf("apply diff to layer %s: %w", ref, err)
@@ -211,8 +215,13 @@ type DiffOptions struct {
 // layer created from a tar and diffed against its parent, the tar is rebuilt from the
 // tar-split with the file contents read from the mounted layer, byte-identical to the one
 // applied; otherwise the driver computes it. The caller must Close the stream, which releases
-// the mount taken for it.
-func (s *Store) Diff(ctx context.Context, from, to string, opts DiffOptions) (io.ReadCloser, error) {
+// the mount taken for it (taking the Store's locks again, so it must not be called from inside
+// another method of the Store).
+//
+// A compression archive.CompressStream cannot write (bzip2, xz), asked for or recorded, is
+// refused before anything is mounted or started, with an error wrapping ErrNotSupported that
+// names the compression and the layer.
+func (s *Store) Diff(ctx context.Context, from, to string, opts DiffOptions) (_ io.ReadCloser, retErr error) {
 	end, err := s.begin(true)
 	if err != nil {
 		return nil, fmt.Errorf("diff layer %s: %w", to, err)
@@ -234,13 +243,31 @@ func (s *Store) Diff(ctx context.Context, from, to string, opts DiffOptions) (io
 	if opts.Compression != nil {
 		compression = *opts.Compression
 	}
+	// The compressor is made first: an unsupported compression fails before any work.
+	pr, pw := io.Pipe()
+	w, err := archive.CompressStream(pw, compression)
+	if err != nil {
+		return nil, fmt.Errorf("diff layer %s: compress as %s: %w", l.ID, compression, err)
+	}
+	// The stream outlives this method: its context ends when it is closed or the Store is.
+	ctx, done := s.opContext(ctx)
+	defer func() {
+		if retErr != nil {
+			pr.Close() // so that w's Close writes nothing
+			w.Close()
+			done()
+		}
+	}()
 	d, err := s.driver(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("diff layer %s: %w", l.ID, err)
 	}
 	var rc io.ReadCloser
 	if _, statErr := os.Stat(s.tarSplitFor(l)); fromID == l.Parent && statErr == nil {
-		rc, err = s.diffFromTarSplit(ctx, l)
+		var ts *tarSplitStream
+		if ts, err = s.diffFromTarSplit(ctx, l); err == nil {
+			rc = ts
+		}
 	} else {
 		rc, err = d.Diff(ctx, l.ID, fromID)
 		err = s.driverErr(err)
@@ -248,19 +275,28 @@ func (s *Store) Diff(ctx context.Context, from, to string, opts DiffOptions) (io
 	if err != nil {
 		return nil, fmt.Errorf("diff layer %s: %w", l.ID, err)
 	}
+	// From here on nothing fails while s.mu is held: closing rc (which takes s.mu for a
+	// tar-split stream) happens only through the returned stream's Close.
 	if compression == archive.Uncompressed {
-		return rc, nil
+		return &closeFunc{Reader: rc, close: func() error { defer done(); return rc.Close() }}, nil
 	}
-	out, err := compressReader(rc, compression)
-	if err != nil {
-		return nil, fmt.Errorf("diff layer %s: %w", l.ID, err)
-	}
-	return out, nil
+	return compressReader(rc, pr, pw, w, done), nil
 }
 
-// diffFromTarSplit mounts l and returns the original tar, rebuilt from the tar-split. Closing
-// the stream unmounts l (taking the locks again). Write lock held.
-func (s *Store) diffFromTarSplit(ctx context.Context, l *Layer) (io.ReadCloser, error) {
+// tarSplitStream is the tar of a layer rebuilt from its tar-split and its mounted contents.
+// Close releases the files and then unmounts the layer, taking the Store's locks: it must be
+// called with s.mu free (never from inside a method of the Store).
+type tarSplitStream struct {
+	io.Reader
+	s      *Store
+	id     string
+	files  func() error // closes the tar-split file and its readers
+	closed bool
+}
+
+// diffFromTarSplit mounts l and returns the original tar, rebuilt from the tar-split. On error
+// nothing stays mounted or open. Write lock held.
+func (s *Store) diffFromTarSplit(ctx context.Context, l *Layer) (*tarSplitStream, error) {
 	f, err := os.Open(s.tarSplitFor(l))
 	if err != nil {
 		return nil, withClass(err, errdefs.ErrUnavailable)
@@ -272,24 +308,33 @@ func (s *Store) diffFromTarSplit(ctx context.Context, l *Layer) (io.ReadCloser, 
 	}
 	mountpoint, err := s.mountLayer(ctx, l, MountOptions{}, true)
 	if err != nil {
+		gz.Close()
 		f.Close()
 		return nil, err
 	}
 	out := asm.NewOutputTarStream(storage.NewPathFileGetter(mountpoint), storage.NewJSONUnpacker(gz))
-	id := l.ID
-	return &closeFunc{Reader: out, close: func() error {
-		errs := []error{out.Close(), gz.Close(), f.Close()}
-		end, err := s.begin(true)
-		if err != nil {
-			errs = append(errs, err)
-		} else {
-			if _, err := s.unmountLayer(context.Background(), id, false); err != nil && !errors.Is(err, ErrLayerNotMounted) {
-				errs = append(errs, err)
-			}
-			end()
-		}
-		return errors.Join(errs...)
+	return &tarSplitStream{Reader: out, s: s, id: l.ID, files: func() error {
+		return errors.Join(out.Close(), gz.Close(), f.Close())
 	}}, nil
+}
+
+// Close releases the files and the mount. s.mu must be free.
+func (t *tarSplitStream) Close() error {
+	if t.closed {
+		return nil
+	}
+	t.closed = true
+	errs := []error{t.files()}
+	end, err := t.s.begin(true)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("unmount layer %s after diff: %w", t.id, err))
+	} else {
+		if _, err := t.s.unmountLayer(t.s.ctx, t.id, false); err != nil && !errors.Is(err, ErrLayerNotMounted) {
+			errs = append(errs, err)
+		}
+		end()
+	}
+	return errors.Join(errs...)
 }
 
 type closeFunc struct {
@@ -306,15 +351,13 @@ func (c *closeFunc) Close() error {
 	return c.close()
 }
 
-// compressReader returns rc compressed with c, produced by a goroutine that stops when the
-// result is closed. On error rc is closed.
-func compressReader(rc io.ReadCloser, c archive.Compression) (io.ReadCloser, error) {
-	pr, pw := io.Pipe()
-	w, err := archive.CompressStream(pw, c)
-	if err != nil {
-		return nil, errors.Join(err, rc.Close())
-	}
+// compressReader returns rc compressed by w, which writes into pw, produced by a goroutine.
+// Closing the result stops the goroutine and waits for it before closing rc (so rc is never
+// read and closed at once), then calls done.
+func compressReader(rc io.ReadCloser, pr *io.PipeReader, pw *io.PipeWriter, w io.WriteCloser, done func()) io.ReadCloser {
+	finished := make(chan struct{})
 	go func() {
+		defer close(finished)
 		_, err := io.Copy(w, rc)
 		if cerr := w.Close(); err == nil {
 			err = cerr
@@ -322,13 +365,17 @@ func compressReader(rc io.ReadCloser, c archive.Compression) (io.ReadCloser, err
 		pw.CloseWithError(err)
 	}()
 	return &closeFunc{Reader: pr, close: func() error {
+		defer done()
 		pr.Close()
+		<-finished
 		return rc.Close()
-	}}, nil
+	}}
 }
 
 // Changes lists the paths that differ between layer from ("" = to's parent) and layer to.
 func (s *Store) Changes(ctx context.Context, from, to string) ([]archive.Change, error) {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(false)
 	if err != nil {
 		return nil, fmt.Errorf("changes of layer %s: %w", to, err)
@@ -347,6 +394,8 @@ func (s *Store) Changes(ctx context.Context, from, to string) ([]archive.Change,
 
 // DiffSize returns the bytes of file content Diff(from, to) would carry.
 func (s *Store) DiffSize(ctx context.Context, from, to string) (int64, error) {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(false)
 	if err != nil {
 		return 0, fmt.Errorf("diff size of layer %s: %w", to, err)

@@ -14,7 +14,9 @@
 //     used. Its tar-split file (<id>.tar-split.gz) keeps the tar's headers and padding, so the
 //     byte-identical tar can be rebuilt from the layer's files.
 //   - An incomplete layer (flags.incomplete) is one being created or deleted. A read-write
-//     Store that finds one left by a killed process deletes it.
+//     Store that finds one left by a killed process (or by an operation Close aborted) deletes
+//     it; one the driver cannot remove is logged and kept, flagged, until the next read-write
+//     Open tries again (Check reports it meanwhile).
 //   - The mount count of a layer is the number of Mount calls not yet matched by Unmount,
 //     across every process, kept in <runroot>/<driver>-layers/mountpoints.json.
 //   - An image names a top layer (or none) and carries big-data items; its Digests are its
@@ -32,7 +34,9 @@
 //     layer, and the flag is cleared only after the contents and tar-split are synced; delete
 //     sets the flag before the driver removes anything. Hence, after a crash at any point,
 //     every driver layer created by this package has a record, and every record either is
-//     complete or is removed (driver layer included) by the next read-write open. There is no
+//     complete or is removed (driver layer included) by the next read-write open that the
+//     driver lets remove it. A delete the driver refuses (ErrInUse, ErrNotSupported,
+//     ErrInvalidArgument: nothing removed) leaves the record complete, as before. There is no
 //     staging name to sweep: the only driver layers without a record are those made on purpose
 //     with CreateStorageLayer (or by other tools), which Check reports and Repair removes.
 //   - Errors wrap an errdefs class, through the sentinels of errors.go, with the operation and

@@ -13,6 +13,8 @@ import (
 // and tar-split files of unknown layers, image and container directories (graph root, run root
 // and split store) of unknown images and containers, and temporary tar-split files.
 func (s *Store) GC(ctx context.Context) error {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(true)
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)

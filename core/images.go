@@ -87,6 +87,8 @@ func (s *Store) imagesByDigest(d digest.Digest) []*Image {
 
 // CreateImage records an image on a top layer (or none).
 func (s *Store) CreateImage(ctx context.Context, opts ImageOptions) (*Image, error) {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(true)
 	if err != nil {
 		return nil, fmt.Errorf("create image: %w", err)
@@ -189,6 +191,8 @@ func (s *Store) ImagesByDigest(d digest.Digest) ([]Image, error) {
 // layer that stays. It is refused while a container uses the image. With commit false nothing
 // is changed and the layers that would go are returned.
 func (s *Store) DeleteImage(ctx context.Context, ref string, commit bool) ([]string, error) {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(commit)
 	if err != nil {
 		return nil, fmt.Errorf("delete image %s: %w", ref, err)
@@ -280,6 +284,8 @@ func (s *Store) removeImage(img *Image) error {
 
 // ImageSize returns the bytes of an image: its layers' uncompressed sizes plus its big data.
 func (s *Store) ImageSize(ctx context.Context, ref string) (int64, error) {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(false)
 	if err != nil {
 		return 0, fmt.Errorf("image size %s: %w", ref, err)

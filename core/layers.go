@@ -49,10 +49,13 @@ func newID() string {
 //
 // Crash contract: the record is saved (synced) with flags.incomplete before the driver is
 // called, and the flag is cleared only after the contents, tar-split and digests are written. A
-// failure removes the layer through the normal delete path; a crash leaves an incomplete record
+// failure removes the layer through the normal delete path (only the record, when the driver
+// refused to create it or was not there to ask); a crash leaves an incomplete record
 // that the next RW open removes, driver layer included. So no driver layer ever exists without a
 // record (except those made on purpose by CreateStorageLayer).
 func (s *Store) CreateLayer(ctx context.Context, opts LayerOptions, diff io.Reader) (*Layer, error) {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(true)
 	if err != nil {
 		return nil, fmt.Errorf("create layer: %w", err)
@@ -105,18 +108,33 @@ func (s *Store) createLayer(ctx context.Context, opts LayerOptions, diff io.Read
 		return nil, fmt.Errorf("create layer %s: %w", id, err)
 	}
 	fail := func(err error) (*Layer, error) {
-		if derr := s.deleteLayer(ctx, l); derr != nil {
+		// The rollback outlives the caller's cancellation, not the Store's Close.
+		if derr := s.deleteLayer(s.ctx, l); derr != nil {
 			s.log.Error("roll back layer", "layer", id, "error", derr)
 			err = errors.Join(err, fmt.Errorf("roll back: %w", derr))
 		}
 		return nil, fmt.Errorf("create layer %s: %w", id, err)
 	}
+	// dropRecord rolls back when the driver made nothing: no driver to ask, or a Create the
+	// driver refused (a layer it already had is not ours to remove).
+	dropRecord := func(err error) (*Layer, error) {
+		s.layers.t.remove(id)
+		if serr := s.layers.save(); serr != nil {
+			// The incomplete record is on disk: the next RW open removes it.
+			err = errors.Join(err, fmt.Errorf("roll back: %w", serr))
+		}
+		return nil, fmt.Errorf("create layer %s: %w", id, err)
+	}
 	d, err := s.driver(ctx)
 	if err != nil {
-		return fail(err)
+		return dropRecord(err)
 	}
 	if err := d.Create(ctx, id, parentID, pluginapi.CreateOpts{ReadWrite: !opts.ReadOnly, MountLabel: opts.MountLabel}); err != nil {
-		return fail(s.driverErr(err))
+		err = s.driverErr(err)
+		if isRefusal(err) || errors.Is(err, errdefs.ErrAlreadyExists) {
+			return dropRecord(err)
+		}
+		return fail(err)
 	}
 	if diff != nil {
 		if _, err := s.applyDiff(ctx, d, l, diff); err != nil {
@@ -133,6 +151,8 @@ func (s *Store) createLayer(ctx context.Context, opts LayerOptions, diff io.Read
 // CreateStorageLayer creates a layer in the driver only, with no record (what `check` reports
 // as not accounted for). It returns the ID.
 func (s *Store) CreateStorageLayer(ctx context.Context, opts LayerOptions) (string, error) {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(true)
 	if err != nil {
 		return "", fmt.Errorf("create storage layer: %w", err)
@@ -165,26 +185,37 @@ func (s *Store) CreateStorageLayer(ctx context.Context, opts LayerOptions) (stri
 
 // deleteLayer removes layer l with no dependency checks: it unmounts it fully, marks the record
 // incomplete (saved), removes the driver layer, tar-split and big data, then the record. A
-// crash midway leaves an incomplete record that the next RW open finishes deleting. Write lock
-// held.
+// crash midway leaves an incomplete record that the next RW open finishes deleting.
+//
+// A driver that refuses the removal (ErrInUse, ErrNotSupported or ErrInvalidArgument: nothing
+// was removed, as zfs refusing a layer with dependent clones) leaves the layer as it was: the
+// incomplete flag this call set is cleared again and saved. Any other driver error (the plugin
+// died, an I/O error midway) keeps the record incomplete, for the next RW open to finish.
+// Write lock held.
 func (s *Store) deleteLayer(ctx context.Context, l *Layer) error {
 	if n, _ := s.mounts.count(l.ID); n > 0 {
 		if _, err := s.unmountLayer(ctx, l.ID, true); err != nil {
 			return fmt.Errorf("delete layer %s: %w", l.ID, err)
 		}
 	}
-	if !l.incomplete() {
+	wasIncomplete := l.incomplete()
+	if !wasIncomplete {
 		l.setIncomplete(true)
 		if err := s.layers.save(); err != nil {
+			l.setIncomplete(false)
 			return fmt.Errorf("delete layer %s: %w", l.ID, err)
 		}
 	}
 	d, err := s.driver(ctx)
 	if err != nil {
-		return fmt.Errorf("delete layer %s: %w", l.ID, err)
+		return fmt.Errorf("delete layer %s: %w", l.ID, errors.Join(err, s.restoreLayer(l, wasIncomplete)))
 	}
 	if err := d.Remove(ctx, l.ID); err != nil && !isNotFound(err) {
-		return fmt.Errorf("delete layer %s: %w", l.ID, s.driverErr(err))
+		err = s.driverErr(err)
+		if isRefusal(err) {
+			err = errors.Join(err, s.restoreLayer(l, wasIncomplete))
+		}
+		return fmt.Errorf("delete layer %s: %w", l.ID, err)
 	}
 	var errs []error
 	for _, p := range []string{s.tarSplitFor(l), s.tarSplitFor(l) + ".tmp"} {
@@ -196,6 +227,7 @@ func (s *Store) deleteLayer(ctx context.Context, l *Layer) error {
 		errs = append(errs, err)
 	}
 	s.layers.t.remove(l.ID)
+	delete(s.removeFailed, l.ID)
 	if err := s.layers.save(); err != nil {
 		return fmt.Errorf("delete layer %s: %w", l.ID, errors.Join(append([]error{err}, errs...)...))
 	}
@@ -205,33 +237,54 @@ func (s *Store) deleteLayer(ctx context.Context, l *Layer) error {
 	return nil
 }
 
+// isRefusal reports whether a driver error says the driver removed nothing because it
+// refused: the layer is in use, or the request is not one it can carry out.
+func isRefusal(err error) bool {
+	return errors.Is(err, errdefs.ErrInUse) || errors.Is(err, errdefs.ErrNotSupported) ||
+		errors.Is(err, errdefs.ErrInvalidArgument)
+}
+
+// restoreLayer undoes deleteLayer's incomplete flag after the driver removed nothing: a record
+// that was complete is saved complete again. A record that was already incomplete (a failed
+// create, a killed process) stays so. Write lock held.
+func (s *Store) restoreLayer(l *Layer, wasIncomplete bool) error {
+	if wasIncomplete {
+		return nil
+	}
+	l.setIncomplete(false)
+	if err := s.layers.save(); err != nil {
+		return fmt.Errorf("restore record: %w", err)
+	}
+	return nil
+}
+
 // removeIncompleteLayers deletes every layer left incomplete by a killed process, children
-// first. Write lock held.
-func (s *Store) removeIncompleteLayers() error {
+// first. A layer that cannot be removed (no plugin, the driver refuses, an I/O error) does not
+// fail the method that found it, so a store with such a layer still opens and works: it is
+// logged (Warn, naming the layer and the error), keeps its incomplete record (which lookups
+// and listings show, and Check reports), and is tried again by the next Store opened
+// read-write, not by this one. Write lock held.
+func (s *Store) removeIncompleteLayers() {
 	var victims []*Layer
 	for i := len(s.layers.t.items) - 1; i >= 0; i-- {
-		if l := s.layers.t.items[i]; l.incomplete() {
+		if l := s.layers.t.items[i]; l.incomplete() && !s.removeFailed[l.ID] {
 			victims = append(victims, l)
 		}
 	}
 	for _, l := range victims {
 		s.log.Info("removing incomplete layer", "layer", l.ID)
-		if err := s.deleteLayer(context.Background(), l); err != nil {
-			if errors.Is(err, errdefs.ErrNotSupported) || errors.Is(err, errdefs.ErrUnavailable) {
-				// No driver to remove it with (plugin missing or dead): keep the record, which
-				// stays incomplete, and try again on a later load.
-				s.log.Warn("cannot remove incomplete layer now", "layer", l.ID, "error", err)
-				continue
-			}
-			return fmt.Errorf("remove incomplete layer: %w", err)
+		if err := s.deleteLayer(s.ctx, l); err != nil {
+			s.removeFailed[l.ID] = true
+			s.log.Warn("cannot remove incomplete layer; keeping its record until the next open", "layer", l.ID, "error", err)
 		}
 	}
-	return nil
 }
 
 // DeleteLayer deletes a layer. It is refused while a child layer, an image or a container
 // depends on it; the error names the dependant. A mounted layer is unmounted first.
 func (s *Store) DeleteLayer(ctx context.Context, ref string) error {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(true)
 	if err != nil {
 		return fmt.Errorf("delete layer %s: %w", ref, err)
@@ -319,6 +372,8 @@ func (s *Store) Layers() ([]Layer, error) {
 
 // StorageLayers lists the layer IDs the driver holds (records or not).
 func (s *Store) StorageLayers(ctx context.Context) ([]string, error) {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(false)
 	if err != nil {
 		return nil, fmt.Errorf("list storage layers: %w", err)

@@ -22,6 +22,8 @@ const Version = "1.0.0"
 // records a write on storage.lock, so every other user initialises the driver again before its
 // next use. The graph lock is held exclusively throughout.
 func (s *Store) Shutdown(ctx context.Context, force bool) (unmounted []string, err error) {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	if s.readOnly {
 		return nil, nil
 	}
@@ -72,6 +74,8 @@ func (s *Store) Shutdown(ctx context.Context, force bool) (unmounted []string, e
 // Wipe deletes every container, image and layer (newest layers first), then whatever layers
 // the driver still holds. Mounted layers are unmounted as they are deleted.
 func (s *Store) Wipe(ctx context.Context) error {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(true)
 	if err != nil {
 		return fmt.Errorf("wipe: %w", err)
@@ -114,6 +118,8 @@ func (s *Store) Wipe(ctx context.Context) error {
 
 // Status returns Root, Run Root, Driver Name and Driver Options, then the driver's own pairs.
 func (s *Store) Status(ctx context.Context) ([][2]string, error) {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(false)
 	if err != nil {
 		return nil, fmt.Errorf("status: %w", err)

@@ -85,7 +85,7 @@ func openWith(t *testing.T, opts Options) *Store {
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() {
-		if !s.closed {
+		if !s.closed.Load() {
 			s.Shutdown(context.Background(), true)
 		}
 		s.Close()

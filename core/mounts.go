@@ -169,6 +169,8 @@ func (s *Store) unmountLayer(ctx context.Context, id string, force bool) (stillM
 // Mount mounts a layer, or a container's layer, read-write and returns the path of its
 // contents. Each call counts one more user; Unmount drops one.
 func (s *Store) Mount(ctx context.Context, ref string, opts MountOptions) (string, error) {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(true)
 	if err != nil {
 		return "", fmt.Errorf("mount %s: %w", ref, err)
@@ -198,6 +200,8 @@ func (s *Store) Mount(ctx context.Context, ref string, opts MountOptions) (strin
 // Unmount drops one reference to the mount of a layer or a container's layer (every reference
 // with force); the last one unmounts. stillMounted reports whether references remain.
 func (s *Store) Unmount(ctx context.Context, ref string, force bool) (stillMounted bool, err error) {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(true)
 	if err != nil {
 		return false, fmt.Errorf("unmount %s: %w", ref, err)
@@ -228,6 +232,8 @@ func (s *Store) Mounted(ref string) (int, error) {
 
 // MountImage mounts an image's top layer read-only.
 func (s *Store) MountImage(ctx context.Context, ref string, opts MountOptions) (string, error) {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(true)
 	if err != nil {
 		return "", fmt.Errorf("mount image %s: %w", ref, err)
@@ -250,6 +256,8 @@ func (s *Store) MountImage(ctx context.Context, ref string, opts MountOptions) (
 
 // UnmountImage drops one reference to the mount of an image's top layer.
 func (s *Store) UnmountImage(ctx context.Context, ref string, force bool) (bool, error) {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(true)
 	if err != nil {
 		return false, fmt.Errorf("unmount image %s: %w", ref, err)

@@ -257,6 +257,8 @@ func (s *Store) SetNames(ref string, names []string) error {
 // DeleteImage and DeleteContainer: a container (its layer and userdata directories), an image
 // (its record and directories only), or a layer.
 func (s *Store) Delete(ctx context.Context, ref string) error {
+	ctx, done := s.opContext(ctx)
+	defer done()
 	end, err := s.begin(true)
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", ref, err)

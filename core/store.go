@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -18,7 +19,8 @@ import (
 // Store is an open graph root and run root. It is safe for concurrent use by several goroutines;
 // other processes may use the same roots at the same time.
 //
-// Locking contract. Within the process, s.mu serialises every public method. Across processes
+// Locking contract. Within the process, s.mu serialises every public method but Close (see
+// Abort below) and the accessors of fixed fields. Across processes
 // each method takes the fcntl lock files in the order of SPEC-disk §1.6: storage.lock (the graph
 // lock), layers.lock (then the split store's and the read-only stores'), images.lock (likewise),
 // containers.lock, then mountpoints.lock. Write methods take them all exclusive (the read-only
@@ -30,8 +32,17 @@ import (
 // The driver plugin is started only by methods that need layer contents (create, delete, mount,
 // diff, apply, changes, status, wipe, shutdown with a mounted home); lookups, listing, names,
 // metadata, big data and version never start it.
+//
+// Abort. Close does not take s.mu: it cancels ctx, which every reader-fed copy (CreateLayer,
+// ApplyDiff) observes, and stops the plugin, which fails the driver call in flight; the method
+// holding s.mu then returns, and the lock files are closed once s.mu is free.
 type Store struct {
 	mu sync.Mutex
+
+	// ctx is cancelled by Close; cancel is its CancelFunc. Neither needs s.mu.
+	ctx    context.Context
+	cancel context.CancelFunc
+	closed atomic.Bool // set by Close (or a failed Open) before anything is released
 
 	opts       Options
 	graphRoot  string
@@ -56,13 +67,16 @@ type Store struct {
 	digests      digestIndex
 	graphSeen    bool // the graph lock's token has been read once
 	driverInited bool
-	closed       bool
+	// removeFailed: incomplete layers this Store failed to remove; not retried until the next
+	// Open (a new Store), so that one stuck layer costs one attempt, not one per method.
+	removeFailed map[string]bool
 }
 
 // Open opens (creating if needed, unless opts.ReadOnly) the store at opts.GraphRoot and
 // opts.RunRoot. If opts.Driver is empty a driver is picked as SPEC-disk §1.8 says, which may
 // start plugins; otherwise no plugin is started. A RW open removes layers left incomplete by a
-// killed process, which does start the plugin.
+// killed process, which does start the plugin; a layer the driver fails to remove does not fail
+// Open: it is logged (Warn, with the layer and the error) and keeps its incomplete record.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.GraphRoot == "" || opts.RunRoot == "" {
 		return nil, fmt.Errorf("open store: graph root and run root must both be set: %w", errdefs.ErrInvalidArgument)
@@ -75,7 +89,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", withClass(err, errdefs.ErrInvalidArgument))
 	}
-	s := &Store{opts: opts, graphRoot: graphRoot, runRoot: runRoot, readOnly: opts.ReadOnly, log: opts.Logger}
+	s := &Store{opts: opts, graphRoot: graphRoot, runRoot: runRoot, readOnly: opts.ReadOnly, log: opts.Logger,
+		removeFailed: map[string]bool{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if opts.ImageStore != "" {
 		if s.splitRoot, err = filepath.Abs(opts.ImageStore); err != nil {
 			return nil, fmt.Errorf("open store: %w", withClass(err, errdefs.ErrInvalidArgument))
@@ -257,7 +273,7 @@ func (s *Store) beginRead(need kinds) (func(), error) { return s.beginMode(false
 // and only the kinds of need locked when shared. Write passes always lock everything.
 func (s *Store) beginMode(write, graphWrite bool, need kinds) (func(), error) {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed.Load() {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("store is closed: %w", errdefs.ErrUnavailable)
 	}
@@ -362,7 +378,7 @@ func (s *Store) refreshAll(write bool, need kinds) (needWrite bool, err error) {
 		}
 		if need&kLayers != 0 && reloaded {
 			for _, l := range s.layers.t.items {
-				if l.incomplete() {
+				if l.incomplete() && !s.removeFailed[l.ID] {
 					return true, nil
 				}
 			}
@@ -374,7 +390,8 @@ func (s *Store) refreshAll(write bool, need kinds) (needWrite bool, err error) {
 			return false, err
 		}
 	}
-	return false, s.removeIncompleteLayers()
+	s.removeIncompleteLayers()
+	return false, nil
 }
 
 func (k *kindStore[T, P]) saveIfNeeded() error {
@@ -384,31 +401,68 @@ func (k *kindStore[T, P]) saveIfNeeded() error {
 	return k.save()
 }
 
-// Close stops the driver plugin if this Store started it. It does not unmount anything and
-// does not run the driver's Cleanup (that is Shutdown's job). Close is idempotent.
+// Close stops the driver plugin if this Store started it and releases the lock files. It does
+// not unmount anything and does not run the driver's Cleanup (that is Shutdown's job). Close is
+// idempotent, safe to call from any goroutine, and never waits for a running method.
+//
+// Abort contract. Close may be called while another goroutine is inside a method (for
+// instance CreateLayer reading a tar from a stream that never ends): it cancels the Store's
+// context, which ends any read of the caller's stream and any driver call, and kills the plugin
+// (pluginapi.Client.Close), so the driver call in flight fails with ErrPluginDied or
+// ErrUnavailable. That method then returns an error (of class ErrUnavailable) and releases the
+// locks. What it leaves is what a killed process leaves: a layer being created or deleted
+// keeps its record flagged incomplete, with or without its driver layer, and the next
+// read-write Open removes both; other records are untouched. Every method called after Close
+// fails with ErrUnavailable.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	return s.closeAll()
+	return s.release()
 }
 
-func (s *Store) closeAll() error {
-	s.closed = true
+// release cancels the Store's context and stops the plugin without s.mu, then closes the lock
+// files: at once if s.mu is free, else once the running method has released it. s.closed is
+// already set, so no method starts after the running one.
+func (s *Store) release() error {
+	s.cancel()
 	var errs []error
 	if s.client != nil {
 		if err := s.client.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("stop driver %s: %w", s.driverName, err))
 		}
 	}
+	if s.mu.TryLock() {
+		errs = append(errs, s.closeLocks())
+		s.mu.Unlock()
+		return errors.Join(errs...)
+	}
+	go func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err := s.closeLocks(); err != nil {
+			s.log.Warn("close lock files", "error", err)
+		}
+	}()
+	return errors.Join(errs...)
+}
+
+// closeAll ends a Store whose Open failed. s.mu free.
+func (s *Store) closeAll() error {
+	s.closed.Store(true)
+	return s.release()
+}
+
+// closeLocks closes every lock file. s.mu held, and no lock file held.
+func (s *Store) closeLocks() error {
+	var errs []error
 	for _, l := range s.locks {
 		if err := l.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	s.locks = nil
+	s.lockKinds = nil
 	return errors.Join(errs...)
 }
 
@@ -429,3 +483,15 @@ func (s *Store) ReadOnly() bool { return s.readOnly }
 
 // DriverStarted reports whether this Store has started its driver plugin.
 func (s *Store) DriverStarted() bool { return s.client != nil && s.client.Started() }
+
+// opContext returns a context that ends with ctx or when the Store is closed, whichever comes
+// first: the context of a method's driver calls and copy loops. The caller calls done when the
+// method (or the stream it returned) is finished.
+func (s *Store) opContext(ctx context.Context) (_ context.Context, done func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(s.ctx, func() { cancel(errStoreClosed) })
+	return ctx, func() { stop(); cancel(nil) }
+}
+
+// errStoreClosed is the cause of a method's context ended by Close.
+var errStoreClosed = fmt.Errorf("store is closed: %w", errdefs.ErrUnavailable)
