@@ -10,10 +10,13 @@
 // is reported as ErrPluginDied (class ErrUnavailable) naming the driver, never as a missing layer.
 //
 // Tar streams (Diff, ApplyDiff) do not go through gRPC messages. At launch the host hands the
-// plugin one end of a Unix socket pair (exec.Cmd.ExtraFiles); for each stream the host passes a
-// pipe end over it with SCM_RIGHTS, tagged with a stream ID that the gRPC call names. The bytes on
-// the pipe are framed, and the last frame is a trailer with the byte count and CRC-32C of the
-// payload, so a stream cut by a dying peer is an ErrCorrupt error, never a shorter valid tar.
+// plugin one end of a Unix socket pair (exec.Cmd.ExtraFiles); for each stream the host passes,
+// over it with SCM_RIGHTS and tagged with a stream ID that the gRPC call names, the plugin's end
+// of a shared-memory stream: an arena (memfd) both map, and a control socket carrying the frames
+// that name filled slots, the slots given back, and last a trailer with the byte count and
+// CRC-32C of the payload, so a stream cut by a dying peer is an ErrCorrupt error, never a shorter
+// valid tar. The bytes are copied once into the arena and once out of it, never through the
+// kernel (a pipe cost two kernel copies and a page allocation per 4 KiB).
 //
 // # Pieces
 //
@@ -22,7 +25,9 @@
 //     one-entry plugin map shared by both sides.
 //   - errors.go: the class <-> status mapping, the DriverError marker that tells a driver's
 //     ErrUnavailable from a dead transport, ErrPluginDied.
-//   - fdpass.go, stream.go: the stream socket, pipe passing, framing.
+//   - fdpass.go, stream.go, shmstream.go: the stream socket and descriptor passing, framing, the
+//     shared-memory streams.
+//   - profile.go: CSTORAGE_PLUGIN_CPUPROFILE, a CPU profile of the plugin process.
 //   - serve.go, server.go: the plugin side. Serve(d) is all a driver's main calls.
 //   - client.go, remote.go, find.go: the host side. NewClient(cfg) finds the executable;
 //     the Client launches it on first use, relaunches it after a death, replays Init.

@@ -19,14 +19,18 @@ import (
 
 // The stream socket is a SOCK_SEQPACKET Unix socket pair made by the host at launch; the plugin
 // gets its end as a descriptor named by CSTORAGE_STREAM_FD. It carries one kind of message, host
-// to plugin: an 8-byte little-endian stream ID with exactly one descriptor attached (SCM_RIGHTS),
-// the plugin's end of a pipe. The host sends the message before it makes the gRPC call that names
-// the ID, and closes its own copy of that pipe end right after sending.
+// to plugin: an 8-byte little-endian stream ID with descriptors attached (SCM_RIGHTS): for a tar
+// stream, the plugin's end of its control socket and its arena (shmstream.go). The host sends the
+// message before it makes the gRPC call that names the ID, and closes its own copies of those
+// descriptors right after sending.
 //
 // Nothing else is written on the socket, so the plugin reading EOF means every copy of the host
 // end is closed: the host is gone (or closed the Client), and the plugin exits.
 
-// unclaimedTTL bounds how long a received pipe end waits for its call. A call that never arrives
+// maxStreamFiles is the most descriptors one message may carry.
+const maxStreamFiles = 4
+
+// unclaimedTTL bounds how long a received stream waits for its call. A call that never arrives
 // (the host gave up between sending and calling) must not pin the descriptor forever.
 const unclaimedTTL = 5 * time.Minute
 
@@ -62,25 +66,6 @@ func fileUnixConn(f *os.File) (*net.UnixConn, error) {
 	return uc, nil
 }
 
-// pipeSize is the pipe buffer asked of the kernel (F_SETPIPE_SZ, best-effort): several frames,
-// so that the writer frames and hashes the next frame while the reader drains this one. 1 MiB is
-// the default /proc/sys/fs/pipe-max-size for unprivileged processes.
-const pipeSize = 1 << 20
-
-// newStreamPipe makes a pipe for one stream, with a buffer of pipeSize where the kernel allows.
-func newStreamPipe() (r, w *os.File, err error) {
-	r, w, err = os.Pipe()
-	if err != nil {
-		return nil, nil, fmt.Errorf("create stream pipe: %w", err)
-	}
-	if rc, err := w.SyscallConn(); err == nil {
-		_ = rc.Control(func(fd uintptr) {
-			_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize)
-		})
-	}
-	return r, w, nil
-}
-
 // newStreamID returns a random ID; collisions among the few streams in flight are negligible.
 func newStreamID() uint64 {
 	for {
@@ -97,17 +82,37 @@ type fdSender struct {
 }
 
 // send passes f to the plugin under id. The caller still owns (and must close) f.
-func (s *fdSender) send(id uint64, f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
+func (s *fdSender) send(id uint64, f *os.File) error { return s.sendFiles(id, f) }
+
+// sendFiles passes files to the plugin under id, in one message. The caller still owns (and must
+// close) them.
+func (s *fdSender) sendFiles(id uint64, files ...*os.File) error {
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], id)
+	// Each descriptor is used inside its file's Control (not Fd, which would put the shared
+	// description in blocking mode), nested so that all are held during the one send.
+	fds := make([]int, 0, len(files))
 	var werr error
-	if err := rc.Control(func(fd uintptr) {
-		_, _, werr = s.conn.WriteMsgUnix(b[:], unix.UnixRights(int(fd)), nil)
-	}); err != nil {
+	var withFDs func(i int) error
+	withFDs = func(i int) error {
+		if i == len(files) {
+			_, _, werr = s.conn.WriteMsgUnix(b[:], unix.UnixRights(fds...), nil)
+			return nil
+		}
+		rc, err := files[i].SyscallConn()
+		if err != nil {
+			return err
+		}
+		var inner error
+		if err := rc.Control(func(fd uintptr) {
+			fds = append(fds, int(fd))
+			inner = withFDs(i + 1)
+		}); err != nil {
+			return err
+		}
+		return inner
+	}
+	if err := withFDs(0); err != nil {
 		return err
 	}
 	return werr
@@ -115,7 +120,7 @@ func (s *fdSender) send(id uint64, f *os.File) error {
 
 func (s *fdSender) Close() error { return s.conn.Close() }
 
-// fdReceiver is the plugin's end of the stream socket: one goroutine (run) receives pipe ends into
+// fdReceiver is the plugin's end of the stream socket: one goroutine (run) receives stream descriptors into
 // a map, and handlers take them by ID.
 type fdReceiver struct {
 	conn *net.UnixConn
@@ -127,8 +132,14 @@ type fdReceiver struct {
 }
 
 type received struct {
-	f  *os.File
-	at time.Time
+	files []*os.File
+	at    time.Time
+}
+
+func (v received) close() {
+	for _, f := range v.files {
+		f.Close()
+	}
 }
 
 func newFDReceiver(conn *net.UnixConn) *fdReceiver {
@@ -157,7 +168,7 @@ func fdReceiverFromEnv() (*fdReceiver, error) {
 // After run returns, take fails for IDs not already received.
 func (r *fdReceiver) run(hostGone func()) {
 	buf := make([]byte, 16)
-	oob := make([]byte, unix.CmsgSpace(4*4))
+	oob := make([]byte, unix.CmsgSpace(maxStreamFiles*4))
 	var eof bool
 	for {
 		n, oobn, _, _, err := r.conn.ReadMsgUnix(buf, oob)
@@ -166,13 +177,13 @@ func (r *fdReceiver) run(hostGone func()) {
 			break
 		}
 		files := parseRights(oob[:oobn])
-		if n != 8 || len(files) != 1 {
+		if n != 8 || len(files) == 0 || len(files) > maxStreamFiles {
 			for _, f := range files {
 				f.Close()
 			}
 			continue
 		}
-		r.put(binary.LittleEndian.Uint64(buf[:8]), files[0])
+		r.put(binary.LittleEndian.Uint64(buf[:8]), files)
 	}
 	r.mu.Lock()
 	r.done = true
@@ -196,38 +207,52 @@ func parseRights(oob []byte) []*os.File {
 			continue
 		}
 		for _, fd := range fds {
-			files = append(files, os.NewFile(uintptr(fd), "stream-pipe"))
+			files = append(files, os.NewFile(uintptr(fd), "stream-file"))
 		}
 	}
 	return files
 }
 
-func (r *fdReceiver) put(id uint64, f *os.File) {
+func (r *fdReceiver) put(id uint64, files []*os.File) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for k, v := range r.files {
 		if now.Sub(v.at) > unclaimedTTL {
-			v.f.Close()
+			v.close()
 			delete(r.files, k)
 		}
 	}
 	if old, ok := r.files[id]; ok {
-		old.f.Close()
+		old.close()
 	}
-	r.files[id] = received{f: f, at: now}
+	r.files[id] = received{files: files, at: now}
 	close(r.arrived)
 	r.arrived = make(chan struct{})
 }
 
-// take returns the pipe end sent under id, waiting for it until ctx is done. The caller owns it.
+// take returns the one file sent under id, waiting for it until ctx is done. The caller owns it.
 func (r *fdReceiver) take(ctx context.Context, id uint64) (*os.File, error) {
+	files, err := r.takeFiles(ctx, id, 1)
+	if err != nil {
+		return nil, err
+	}
+	return files[0], nil
+}
+
+// takeFiles returns the want files sent under id, waiting for them until ctx is done. The caller
+// owns them. A message with another number of files is an error (and its files are closed).
+func (r *fdReceiver) takeFiles(ctx context.Context, id uint64, want int) ([]*os.File, error) {
 	for {
 		r.mu.Lock()
 		if v, ok := r.files[id]; ok {
 			delete(r.files, id)
 			r.mu.Unlock()
-			return v.f, nil
+			if len(v.files) != want {
+				v.close()
+				return nil, fmt.Errorf("stream %d: %d descriptors arrived, want %d: %w", id, len(v.files), want, errdefs.ErrInvalidArgument)
+			}
+			return v.files, nil
 		}
 		if r.done {
 			r.mu.Unlock()
@@ -243,13 +268,13 @@ func (r *fdReceiver) take(ctx context.Context, id uint64) (*os.File, error) {
 	}
 }
 
-// Close stops run and closes every unclaimed pipe end.
+// Close stops run and closes every unclaimed descriptor.
 func (r *fdReceiver) Close() error {
 	err := r.conn.Close()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for k, v := range r.files {
-		v.f.Close()
+		v.close()
 		delete(r.files, k)
 	}
 	return err

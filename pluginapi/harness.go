@@ -29,8 +29,8 @@ func WithInProcessLogger(l hclog.Logger) InProcessOption {
 }
 
 // NewInProcess serves d behind a real gRPC server and client in this process: gRPC over a Unix
-// socket in a temporary directory, stream pipes passed with SCM_RIGHTS over a socket pair, the
-// same framing, error mapping and panic recovery as a plugin process. Only the subprocess is
+// socket in a temporary directory, shared-memory streams passed with SCM_RIGHTS over a socket
+// pair, the same framing, error mapping and panic recovery as a plugin process. Only the subprocess is
 // missing, so tests of drivers and of the store run fast. The returned stop function closes the
 // client and the server and removes the temporary directory; calls after it fail with
 // ErrPluginDied.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 
 	"github.com/pluggable-storage/storage/archive"
@@ -145,22 +144,15 @@ func (g *grpcDriver) DiffSize(ctx context.Context, id, parent string) (int64, er
 	return resp.GetSize(), nil
 }
 
-// ApplyDiff frames diff onto a fresh pipe whose read end the plugin received under a new stream
-// ID, while the gRPC call runs in a goroutine. It returns once the call has returned, so the
-// plugin is done with the layer whatever the outcome. Errors, in order of precedence: the
-// caller's context; a failure reading diff (the plugin then sees a cut stream and fails too);
-// the call's error (the driver's, or ErrPluginDied).
+// ApplyDiff puts diff into a fresh shared-memory stream (see shmstream.go) whose far end the
+// plugin received under a new stream ID, while the gRPC call runs in a goroutine. It returns once
+// the call has returned, so the plugin is done with the layer whatever the outcome. Errors, in
+// order of precedence: the caller's context; a failure reading diff (the plugin then sees a cut
+// stream and fails too); the call's error (the driver's, or ErrPluginDied).
 func (g *grpcDriver) ApplyDiff(ctx context.Context, id, parent string, diff io.Reader) (int64, error) {
 	op := "apply diff to layer " + id
-	r, w, err := newStreamPipe()
+	local, sid, err := g.newStream()
 	if err != nil {
-		return 0, fmt.Errorf("driver %q: %s: %w", g.name, op, err)
-	}
-	sid := newStreamID()
-	err = g.fds.send(sid, r)
-	r.Close()
-	if err != nil {
-		w.Close()
 		return 0, g.callError(ctx, op, err)
 	}
 
@@ -174,21 +166,22 @@ func (g *grpcDriver) ApplyDiff(ctx context.Context, id, parent string, diff io.R
 	go func() {
 		resp, err := g.rpc.ApplyDiff(callCtx, &proto.StreamRequest{Id: id, Parent: parent, StreamId: sid})
 		if err != nil {
-			// The plugin may never read the pipe (the call failed before the handler took it):
-			// unblock the writer.
-			w.Close()
+			// The plugin may never read the stream (the call failed before the handler took
+			// it): unblock the writer.
+			local.conn.Close()
 		}
 		done <- result{resp.GetSize(), err}
 	}()
-	stop := context.AfterFunc(ctx, func() { w.Close() })
+	stop := context.AfterFunc(ctx, func() { local.conn.Close() })
 
-	fw := newFrameWriter(w)
-	_, copyErr := io.Copy(fw, diff)
+	fw := newShmWriter(local)
+	_, copyErr := fw.ReadFrom(diff)
 	if copyErr == nil {
 		copyErr = fw.Close()
+	} else {
+		fw.abort()
 	}
 	stop()
-	w.Close()
 	res := <-done
 
 	if ctx.Err() != nil {
@@ -207,27 +200,37 @@ func (g *grpcDriver) ApplyDiff(ctx context.Context, id, parent string, diff io.R
 	return res.n, nil
 }
 
+// newStream makes a shared-memory stream, passes the plugin its end under a new ID and returns
+// this process's end.
+func (g *grpcDriver) newStream() (*shmStream, uint64, error) {
+	local, peerConn, arena, err := newShmStreamPair()
+	if err != nil {
+		return nil, 0, err
+	}
+	sid := newStreamID()
+	err = g.fds.sendFiles(sid, peerConn, arena)
+	peerConn.Close()
+	arena.Close()
+	if err != nil {
+		local.release()
+		return nil, 0, err
+	}
+	return local, sid, nil
+}
+
 // Diff starts the gRPC call in a goroutine and returns once the plugin has either started the
 // stream (the first frame arrived) or failed, so an unknown layer is an error from Diff itself as
 // in-process. See diffStream for what Read and Close do.
 func (g *grpcDriver) Diff(ctx context.Context, id, parent string) (io.ReadCloser, error) {
 	op := "diff of layer " + id
-	r, w, err := newStreamPipe()
+	local, sid, err := g.newStream()
 	if err != nil {
-		return nil, fmt.Errorf("driver %q: %s: %w", g.name, op, err)
-	}
-	sid := newStreamID()
-	err = g.fds.send(sid, w)
-	w.Close()
-	if err != nil {
-		r.Close()
 		return nil, g.callError(ctx, op, err)
 	}
 
 	callCtx, cancel := context.WithCancel(ctx)
 	s := &diffStream{
-		fr:     newFrameReader(r, "diff stream for layer "+id),
-		r:      r,
+		fr:     newShmReader(local, "diff stream for layer "+id),
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}
@@ -236,8 +239,8 @@ func (g *grpcDriver) Diff(ctx context.Context, id, parent string) (io.ReadCloser
 		if err != nil {
 			// callCtx, not ctx: a call cancelled by Close is not a dead plugin.
 			s.callErr = g.callError(callCtx, op, err)
-			// Unblock a reader waiting on a pipe the plugin may never have received.
-			r.Close()
+			// Unblock a reader waiting on a stream the plugin may never have received.
+			local.conn.Close()
 		}
 		close(s.done)
 	}()
@@ -268,10 +271,9 @@ func (g *grpcDriver) Diff(ctx context.Context, id, parent string) (io.ReadCloser
 // diffStream is the host's end of a Diff. Read returns the payload; at the trailer it waits for
 // the call and returns io.EOF only if the call succeeded. A stream that breaks returns the
 // ErrCorrupt error of the cut joined with the call's error (ErrPluginDied when the plugin died).
-// Close cancels the call, closes the pipe (the plugin's writes fail) and waits for the call.
+// Close cancels the call, closes the stream (the plugin's writes fail) and waits for the call.
 type diffStream struct {
-	fr     *frameReader
-	r      *os.File
+	fr     *shmReader
 	cancel context.CancelFunc
 
 	done    chan struct{} // closed when the call has returned; callErr is set before
@@ -301,7 +303,7 @@ func (s *diffStream) Read(p []byte) (int, error) {
 func (s *diffStream) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancel()
-		s.r.Close()
+		s.fr.close()
 		<-s.done
 	})
 	return nil

@@ -21,6 +21,9 @@ import (
 // Lifetime: the process exits when the host closes the Client (go-plugin's shutdown), or as soon
 // as the host end of the stream socket is gone (the host died), whatever calls are running.
 //
+// Profiling: with CSTORAGE_PLUGIN_CPUPROFILE=path (CPUProfileEnv) in its environment, the plugin
+// writes a pprof CPU profile of its life to path, finished when it exits.
+//
 // A handler that panics fails its call with an error saying "panic" (no class) and the process
 // keeps serving. Run by hand (without the handshake cookie), Serve prints a short explanation and
 // exits 1.
@@ -35,6 +38,7 @@ func Serve(d Driver) {
 		JSONFormat: true,
 	})
 	hclog.SetDefault(logger)
+	stopProfile := startCPUProfile(logger)
 
 	var fds *fdReceiver
 	if os.Getenv(Handshake.MagicCookieKey) == Handshake.MagicCookieValue {
@@ -47,6 +51,7 @@ func Serve(d Driver) {
 		}
 		go fds.run(func() {
 			logger.Info("host is gone (stream socket closed), exiting")
+			stopProfile()
 			os.Exit(0)
 		})
 	}
@@ -59,5 +64,6 @@ func Serve(d Driver) {
 		},
 		Logger: logger,
 	})
+	stopProfile()
 	os.Exit(0)
 }

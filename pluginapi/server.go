@@ -3,6 +3,7 @@ package pluginapi
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -129,23 +130,45 @@ func (s *driverServer) Cleanup(ctx context.Context, _ *proto.Empty) (*proto.Empt
 	return empty, s.d.Cleanup(ctx)
 }
 
-// Diff writes the framed diff to the pipe the host sent under req.StreamId. It returns once the
-// trailer is written; an error leaves the stream without a trailer, which the host reads as a
-// cut stream and replaces with this call's error.
-func (s *driverServer) Diff(ctx context.Context, req *proto.StreamRequest) (*proto.Empty, error) {
-	id := req.GetId()
-	w, err := s.fds.take(ctx, req.GetStreamId())
-	if err != nil {
-		return nil, fmt.Errorf("diff of layer %s: %w", id, err)
-	}
-	defer w.Close()
-	rc, err := s.d.Diff(ctx, id, req.GetParent())
+// takeStream opens the shared-memory stream the host sent under id.
+func (s *driverServer) takeStream(ctx context.Context, id uint64) (*shmStream, error) {
+	files, err := s.fds.takeFiles(ctx, id, 2)
 	if err != nil {
 		return nil, err
 	}
+	st, err := openShmStream(files[0], files[1])
+	files[1].Close()
+	if err != nil {
+		files[0].Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// Diff writes the diff to the stream the host sent under req.StreamId. It returns once the
+// trailer is sent; an error leaves the stream without a trailer, which the host reads as a cut
+// stream and replaces with this call's error.
+func (s *driverServer) Diff(ctx context.Context, req *proto.StreamRequest) (*proto.Empty, error) {
+	id := req.GetId()
+	st, err := s.takeStream(ctx, req.GetStreamId())
+	if err != nil {
+		return nil, fmt.Errorf("diff of layer %s: %w", id, err)
+	}
+	fw := newShmWriter(st)
+	rc, err := s.d.Diff(ctx, id, req.GetParent())
+	if err != nil {
+		fw.abort()
+		return nil, err
+	}
 	defer rc.Close()
-	fw := newFrameWriter(w)
-	if _, err := fw.ReadFrom(rc); err != nil {
+	// A stream that can write itself (naive's exports straight into fw) saves a copy.
+	if wt, ok := rc.(io.WriterTo); ok {
+		_, err = wt.WriteTo(fw)
+	} else {
+		_, err = fw.ReadFrom(rc)
+	}
+	if err != nil {
+		fw.abort()
 		return nil, fmt.Errorf("diff of layer %s: %w", id, err)
 	}
 	if err := fw.Close(); err != nil {
@@ -154,18 +177,18 @@ func (s *driverServer) Diff(ctx context.Context, req *proto.StreamRequest) (*pro
 	return empty, nil
 }
 
-// ApplyDiff hands the driver the payload of the pipe the host sent under req.StreamId. After the
-// driver returns, the rest of the stream is drained and its trailer checked: a stream that was
+// ApplyDiff hands the driver the payload of the stream the host sent under req.StreamId. After
+// the driver returns, the rest of the stream is drained and its trailer checked: a stream that was
 // cut or does not match its trailer fails the call (ErrCorrupt) even if the driver was content.
-// When the driver fails, the pipe is closed unread and the host's writes fail.
+// When the driver fails, the stream is closed unread and the host's writes fail.
 func (s *driverServer) ApplyDiff(ctx context.Context, req *proto.StreamRequest) (*proto.SizeResponse, error) {
 	id := req.GetId()
-	r, err := s.fds.take(ctx, req.GetStreamId())
+	st, err := s.takeStream(ctx, req.GetStreamId())
 	if err != nil {
 		return nil, fmt.Errorf("apply diff to layer %s: %w", id, err)
 	}
-	defer r.Close()
-	fr := newFrameReader(r, "diff stream for layer "+id)
+	fr := newShmReader(st, "diff stream for layer "+id)
+	defer fr.close()
 	n, err := s.d.ApplyDiff(ctx, id, req.GetParent(), fr)
 	if err != nil {
 		return nil, err

@@ -297,3 +297,94 @@ func TestNaiveDiffOutlivesCallContext(t *testing.T) {
 		t.Errorf("diff is %d bytes, want at least %d", len(data), 8*128<<10)
 	}
 }
+
+// TestNaiveDiffWriteTo: copying the stream with WriteTo (the export straight into the
+// destination) gives the same bytes as reading it, releases the layers, and a stream closed
+// without being read releases them too.
+func TestNaiveDiffWriteTo(t *testing.T) {
+	ctx := context.Background()
+	layers := newDirLayers(t)
+	dir := layers.create(t, "l")
+	for i := 0; i < 4; i++ {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d", i)), bytes.Repeat([]byte{byte('a' + i)}, 100<<10), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := New(layers, archive.ApplyOptions{})
+	diff := func(t *testing.T) io.ReadCloser {
+		t.Helper()
+		rc, err := d.Diff(ctx, "l", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rc
+	}
+
+	rc := diff(t)
+	read, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+
+	for _, tc := range []struct {
+		name  string
+		first int // bytes read before WriteTo
+	}{
+		{"not read before", 0},
+		{"partly read before", 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := diff(t)
+			wt, ok := rc.(io.WriterTo)
+			if !ok {
+				t.Fatal("the diff stream does not implement io.WriterTo")
+			}
+			head := make([]byte, tc.first)
+			if _, err := io.ReadFull(rc, head); err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			n, err := wt.WriteTo(&buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != int64(buf.Len()) {
+				t.Errorf("WriteTo returned %d, wrote %d bytes", n, buf.Len())
+			}
+			if got := append(head, buf.Bytes()...); !bytes.Equal(got, read) {
+				t.Errorf("WriteTo gave %d bytes that differ from the %d read", len(got), len(read))
+			}
+			if err := rc.Close(); err != nil {
+				t.Fatal(err)
+			}
+			layers.assertReleased(t)
+		})
+	}
+
+	t.Run("closed unread", func(t *testing.T) {
+		rc := diff(t)
+		if err := rc.Close(); err != nil {
+			t.Fatal(err)
+		}
+		layers.assertReleased(t)
+		if _, err := rc.Read(make([]byte, 10)); err == nil {
+			t.Error("read after close succeeded")
+		}
+	})
+
+	t.Run("destination fails", func(t *testing.T) {
+		rc := diff(t)
+		broken := errors.New("destination broken")
+		_, err := rc.(io.WriterTo).WriteTo(failingWriter{broken})
+		if !errors.Is(err, broken) {
+			t.Errorf("WriteTo error = %v, want the destination's", err)
+		}
+		rc.Close()
+		layers.assertReleased(t)
+	})
+}
+
+type failingWriter struct{ err error }
+
+func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
