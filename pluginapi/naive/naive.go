@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/pluggable-storage/storage/archive"
 	"github.com/pluggable-storage/storage/pluginapi"
@@ -114,11 +113,9 @@ func (d *differ) ApplyDiff(ctx context.Context, id, parent string, diff io.Reade
 }
 
 // Diff computes the change list before returning; the export runs when the stream is first read
-// (ExportChanges through an io.Pipe, in a goroutine) or copied with WriteTo (ExportChanges straight
-// into the destination, in the caller's goroutine: one copy of every byte fewer). Both layers
-// stay available until the stream ends, fails or is closed; Close waits for the release.
-// Canceling ctx after Diff returns does not stop the stream; Close does (Close during a WriteTo
-// waits for it: a WriteTo stops when its destination fails).
+// or copied (archive.NewStream: WriteTo exports straight into the destination). Both layers stay
+// available until the stream ends, fails or is closed; Close waits for the release.
+// Canceling ctx after Diff returns does not stop the stream; Close does.
 func (d *differ) Diff(ctx context.Context, id, parent string) (io.ReadCloser, error) {
 	p, err := d.open(ctx, id, parent)
 	if err != nil {
@@ -131,88 +128,15 @@ func (d *differ) Diff(ctx context.Context, id, parent string) (io.ReadCloser, er
 	// The stream outlives the call (over gRPC the call's context ends when Diff returns), so
 	// the export is stopped by Close, not by ctx.
 	streamCtx := context.WithoutCancel(ctx)
-	s := &diffStream{done: make(chan struct{})}
-	s.export = func(w io.Writer) error {
-		err := archive.ExportChanges(streamCtx, p.dir, changes, w)
-		s.releaseErr = p.release()
-		if err = errors.Join(err, s.releaseErr); err != nil {
-			err = fmt.Errorf("diff of layer %s: %w", id, err)
+	return archive.NewStream(func(w io.Writer) error {
+		if err := archive.ExportChanges(streamCtx, p.dir, changes, w); err != nil {
+			return fmt.Errorf("diff of layer %s: %w", id, err)
 		}
-		return err
-	}
-	s.release = p.release
-	return s, nil
-}
-
-// diffStream is the reading end of a Diff. export runs at most once: from the goroutine the
-// first Read starts, or in WriteTo; if neither happens, Close releases the layers instead.
-type diffStream struct {
-	export  func(w io.Writer) error // ExportChanges, then release; sets releaseErr
-	release func() error
-
-	start     sync.Once // first of Read, WriteTo, Close decides how the stream runs
-	pr        *io.PipeReader
-	done      chan struct{} // closed once the layers are released
-	closeOnce sync.Once
-	// releaseErr is written before done is closed.
-	releaseErr error
-}
-
-func (s *diffStream) Read(p []byte) (int, error) {
-	s.start.Do(func() {
-		pr, pw := io.Pipe()
-		s.pr = pr
-		go func() {
-			defer close(s.done)
-			pw.CloseWithError(s.export(pw)) // nil closes cleanly: the reader sees io.EOF
-		}()
-	})
-	if s.pr == nil {
-		return 0, fmt.Errorf("read diff: %w", io.ErrClosedPipe)
-	}
-	return s.pr.Read(p)
-}
-
-// WriteTo exports straight into w if the stream has not been read yet, and copies what is left
-// of it otherwise.
-func (s *diffStream) WriteTo(w io.Writer) (int64, error) {
-	direct := false
-	s.start.Do(func() { direct = true })
-	if !direct {
-		if s.pr == nil {
-			return 0, fmt.Errorf("read diff: %w", io.ErrClosedPipe)
+		return nil
+	}, func() error {
+		if err := p.release(); err != nil {
+			return fmt.Errorf("diff of layer %s: release: %w", id, err)
 		}
-		return io.Copy(w, s.pr)
-	}
-	defer close(s.done)
-	cw := &countingWriter{w: w}
-	err := s.export(cw)
-	return cw.n, err
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// Close stops the export (its writes fail), waits until both layers are released and returns
-// the release error, if any.
-func (s *diffStream) Close() error {
-	s.closeOnce.Do(func() {
-		s.start.Do(func() {
-			s.releaseErr = s.release()
-			close(s.done)
-		})
-		if s.pr != nil {
-			s.pr.Close()
-		}
-	})
-	<-s.done
-	return s.releaseErr
+		return nil
+	}), nil
 }

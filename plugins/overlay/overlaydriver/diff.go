@@ -136,32 +136,15 @@ func (d *Driver) Diff(ctx context.Context, id, parent string) (io.ReadCloser, er
 	}
 	defer done()
 	upper := filepath.Join(d.dir(id), "diff")
+	// The stream outlives the call (over gRPC the call's context ends when Diff returns); Close
+	// stops it. WriteTo (the plugin server's path) tars straight into the destination.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	pr, pw := io.Pipe()
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		err := archive.Tar(sctx, upper, pw, archive.TarOptions{WhiteoutFormat: archive.WhiteoutOverlay})
-		if err != nil {
-			err = fmt.Errorf("diff of layer %s: %w", id, err)
+	return archive.NewStream(func(w io.Writer) error {
+		if err := archive.Tar(sctx, upper, w, archive.TarOptions{WhiteoutFormat: archive.WhiteoutOverlay}); err != nil {
+			return fmt.Errorf("diff of layer %s: %w", id, err)
 		}
-		pw.CloseWithError(err)
-	}()
-	return &diffStream{PipeReader: pr, cancel: cancel, finished: finished}, nil
-}
-
-// diffStream is a native Diff's stream; Close stops the tar writer and waits for it.
-type diffStream struct {
-	*io.PipeReader
-	cancel   context.CancelFunc
-	finished chan struct{}
-}
-
-func (s *diffStream) Close() error {
-	s.cancel()
-	_ = s.PipeReader.CloseWithError(errors.New("diff stream closed"))
-	<-s.finished
-	return nil
+		return nil
+	}, func() error { cancel(); return nil }), nil
 }
 
 // ApplyDiff extracts diff into layer id. When parent is id's real parent and the kernel's
