@@ -26,13 +26,11 @@ func init() {
 			},
 		},
 		&command{
-			names:   []string{"gc"},
-			usage:   "Perform garbage collection",
-			maxArgs: 0,
-			action:  gc,
-			addFlags: func(fs *pflag.FlagSet, f *cmdFlags) {
-				addJSON(fs, f)
-			},
+			names:    []string{"gc"},
+			usage:    "Perform garbage collection",
+			maxArgs:  0,
+			action:   gc,
+			addFlags: addJSON,
 		},
 	)
 }

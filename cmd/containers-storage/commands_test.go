@@ -103,3 +103,48 @@ func TestCommands(t *testing.T) {
 		})
 	}
 }
+
+// bigDataCase is one item's pair of data items for testBigDataRoundTrip: one written from a -f
+// file, one from stdin.
+type bigDataCase struct {
+	kind, ref           string // "layer", "image" or "container", and the item's name
+	fileKey, fileData   string
+	stdinKey, stdinData string
+}
+
+// testBigDataRoundTrip attaches both data items to the item, lists them (plain and -j) and
+// reads each back, one to stdout and one to a -f file, using both spellings of the commands.
+func testBigDataRoundTrip(t *testing.T, s *store, c bigDataCase) {
+	t.Helper()
+	dir := t.TempDir()
+	s.ok("set-"+c.kind+"-data", "-f", writeFile(t, dir, "in", []byte(c.fileData)), c.ref, c.fileKey)
+	if r := s.cliIn(c.stdinData, "set"+c.kind+"data", c.ref, c.stdinKey); r.code != 0 || r.stderr != "" {
+		t.Fatalf("set-%s-data from stdin: %v", c.kind, r)
+	}
+	wantLines(t, "list-"+c.kind+"-data", s.ok("list-"+c.kind+"-data", c.ref), c.fileKey, c.stdinKey)
+	var keys []string
+	decodeJSON(t, "list"+c.kind+"data -j", s.ok("list"+c.kind+"data", "-j", c.ref), &keys)
+	if len(keys) != 2 || keys[0] != c.fileKey || keys[1] != c.stdinKey {
+		t.Fatalf("list-%s-data -j: %q", c.kind, keys)
+	}
+	if out := s.ok("get-"+c.kind+"-data", c.ref, c.fileKey); out != c.fileData {
+		t.Fatalf("get-%s-data = %q", c.kind, out)
+	}
+	outFile := filepath.Join(dir, "out")
+	s.ok("get"+c.kind+"data", "-f", outFile, c.ref, c.stdinKey)
+	if b, _ := os.ReadFile(outFile); string(b) != c.stdinData {
+		t.Fatalf("get-%s-data -f wrote %q", c.kind, b)
+	}
+}
+
+// wantEmptyList checks that a list command (its name, then its arguments) prints nothing, and
+// with -j prints null.
+func wantEmptyList(t testing.TB, s *store, cmd string, args ...string) {
+	t.Helper()
+	if out := s.ok(append([]string{cmd}, args...)...); out != "" {
+		t.Fatalf("%s with nothing to list: %q", cmd, out)
+	}
+	if out := s.ok(append([]string{cmd, "-j"}, args...)...); out != "null\n" {
+		t.Fatalf("%s -j with nothing to list: %q", cmd, out)
+	}
+}

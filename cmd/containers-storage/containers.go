@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/spf13/pflag"
 
 	"github.com/pluggable-storage/storage/core"
@@ -53,26 +51,10 @@ func init() {
 			action:      containerParentOwners,
 			addFlags:    addJSON,
 		},
-		&command{
-			names:       []string{"get-container-dir", "getcontainerdir"},
-			optionsHelp: "[options [...]] containerNameOrID",
-			usage:       "Find the container's associated data directory",
-			minArgs:     1,
-			maxArgs:     1,
-			action: func(inv *invocation, args []string) (int, error) {
-				return inv.printPath(inv.store.ContainerDir(args[0]))
-			},
-		},
-		&command{
-			names:       []string{"get-container-run-dir", "getcontainerrundir"},
-			optionsHelp: "[options [...]] containerNameOrID",
-			usage:       "Find the container's associated runtime directory",
-			minArgs:     1,
-			maxArgs:     1,
-			action: func(inv *invocation, args []string) (int, error) {
-				return inv.printPath(inv.store.ContainerRunDir(args[0]))
-			},
-		},
+		dirCommand([]string{"get-container-dir", "getcontainerdir"}, "containerNameOrID",
+			"Find the container's associated data directory", (*core.Store).ContainerDir),
+		dirCommand([]string{"get-container-run-dir", "getcontainerrundir"}, "containerNameOrID",
+			"Find the container's associated runtime directory", (*core.Store).ContainerRunDir),
 	)
 }
 
@@ -95,11 +77,7 @@ func createContainer(inv *invocation, args []string) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	if inv.flags.json {
-		return inv.outputJSON(c)
-	}
-	inv.printNamed(c.ID, c.Names)
-	return 0, nil
+	return inv.printCreated(c, c.ID, c.Names)
 }
 
 // showContainers prints the containers that match; an argument that matches nothing is
@@ -109,28 +87,15 @@ func showContainers(inv *invocation, args []string) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	matched := []*core.Container{}
-	for _, arg := range args {
-		if c, err := inv.store.Container(arg); err == nil {
-			matched = append(matched, c)
-		}
-	}
-	if inv.flags.json {
-		if code, err := inv.outputJSON(matched); err != nil {
-			return code, err
-		}
-	} else {
+	matched := matchAll(args, inv.store.Container)
+	return inv.report(matched, len(matched) != len(args), func() {
 		for _, c := range matched {
 			inv.printf("ID: %s\n", c.ID)
-			for _, name := range c.Names {
-				inv.printf("Name: %s\n", name)
-			}
+			inv.printEach("Name: %s\n", c.Names)
 			inv.printf("Image: %s\n", c.ImageID)
 			for _, img := range images {
 				if img.ID == c.ImageID {
-					for _, name := range img.Names {
-						inv.printf("Image name: %s\n", name)
-					}
+					inv.printEach("Image name: %s\n", img.Names)
 					break
 				}
 			}
@@ -140,15 +105,9 @@ func showContainers(inv *invocation, args []string) (int, error) {
 				inv.printf("Size: %d\n", size)
 			}
 			inv.printf("Layer: %s\n", c.LayerID)
-			for _, name := range c.BigDataNames {
-				inv.printf("Data: %s\n", name)
-			}
+			inv.printEach("Data: %s\n", c.BigDataNames)
 		}
-	}
-	if len(matched) != len(args) {
-		return 1, nil
-	}
-	return 0, nil
+	})
 }
 
 func listContainers(inv *invocation, _ []string) (int, error) {
@@ -161,41 +120,17 @@ func listContainers(inv *invocation, _ []string) (int, error) {
 	}
 	for _, c := range containers {
 		inv.printf("%s\n", c.ID)
-		for _, name := range c.Names {
-			inv.printf("\tname: %s\n", name)
-		}
-		for _, name := range c.BigDataNames {
-			inv.printf("\tdata: %s\n", name)
-		}
+		inv.printEach("\tname: %s\n", c.Names)
+		inv.printEach("\tdata: %s\n", c.BigDataNames)
 	}
 	return 0, nil
 }
 
 // containerParentOwners always prints both lists, unlike layer-parent-owners.
 func containerParentOwners(inv *invocation, args []string) (int, error) {
-	matched := []*core.Container{}
-	for _, arg := range args {
-		if c, err := inv.store.Container(arg); err == nil {
-			matched = append(matched, c)
-		}
+	var ids []string
+	for _, c := range matchAll(args, inv.store.Container) {
+		ids = append(ids, c.ID)
 	}
-	for _, c := range matched {
-		uids, gids, err := inv.store.ContainerParentOwners(c.ID)
-		if err != nil {
-			return 1, fmt.Errorf("ContainerParentOwner: %w", err)
-		}
-		if inv.flags.json {
-			if code, err := inv.outputJSON(parentOwners{ID: c.ID, UIDs: uids, GIDs: gids}); err != nil {
-				return code, err
-			}
-			continue
-		}
-		inv.printf("ID: %s\n", c.ID)
-		inv.printf("UIDs: %v\n", uids)
-		inv.printf("GIDs: %v\n", gids)
-	}
-	if len(matched) != len(args) {
-		return 1, nil
-	}
-	return 0, nil
+	return inv.printParentOwners(args, ids, inv.store.ContainerParentOwners, "ContainerParentOwner", true)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/sha256"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"testing"
@@ -11,9 +10,7 @@ import (
 
 func testContainerCommands(t *testing.T, s *store) {
 	t.Helper()
-	if out := s.ok("containers", "-j"); out != "null\n" {
-		t.Fatalf("containers -j without containers: %q", out)
-	}
+	wantEmptyList(t, s, "containers")
 	img := s.idOf("image", "img")
 	out := s.ok("create-container", "-n", "ctr", "-m", "cmeta", "img")
 	ctr := lines(out)[0]
@@ -67,25 +64,8 @@ func testContainerCommands(t *testing.T, s *store) {
 	s.fails(1, "", "container-parent-owners", "no-such-container")
 
 	// Container big data.
-	dir := t.TempDir()
-	s.ok("set-container-data", "-f", writeFile(t, dir, "d", []byte("cdata")), "ctr", "state")
-	if r := s.cliIn("more", "setcontainerdata", "ctr", "Other Key"); r.code != 0 || r.stderr != "" {
-		t.Fatalf("set-container-data from stdin: %v", r)
-	}
-	wantLines(t, "list-container-data", s.ok("list-container-data", "ctr"), "state", "Other Key")
-	var keys []string
-	decodeJSON(t, "listcontainerdata -j", s.ok("listcontainerdata", "-j", "ctr"), &keys)
-	if len(keys) != 2 {
-		t.Fatalf("list-container-data -j: %q", keys)
-	}
-	if out := s.ok("get-container-data", "ctr", "state"); out != "cdata" {
-		t.Fatalf("get-container-data = %q", out)
-	}
-	outFile := filepath.Join(dir, "got")
-	s.ok("getcontainerdata", "-f", outFile, "ctr", "Other Key")
-	if b, _ := os.ReadFile(outFile); string(b) != "more" {
-		t.Fatalf("get-container-data -f wrote %q", b)
-	}
+	testBigDataRoundTrip(t, s, bigDataCase{kind: "container", ref: "ctr",
+		fileKey: "state", fileData: "cdata", stdinKey: "Other Key", stdinData: "more"})
 	wantLines(t, "get-container-data-size", s.ok("get-container-data-size", "ctr", "state"), "5")
 	wantLines(t, "getcontainerdatasize", s.ok("getcontainerdatasize", "ctr", "Other Key"), "4")
 	wantLines(t, "get-container-data-digest", s.ok("get-container-data-digest", "ctr", "state"), fmt.Sprintf("sha256:%x", sha256.Sum256([]byte("cdata"))))

@@ -160,17 +160,7 @@ func init() {
 }
 
 func (bd bigData) listAction(inv *invocation, args []string) (int, error) {
-	keys, err := bd.list(inv, args[0])
-	if err != nil {
-		return 1, err
-	}
-	if inv.flags.json {
-		return inv.outputJSON(nilIfEmpty(keys))
-	}
-	for _, k := range keys {
-		inv.printf("%s\n", k)
-	}
-	return 0, nil
+	return inv.printList(bd.list(inv, args[0]))
 }
 
 // getAction copies the item's bytes, unchanged, to stdout or to the -f file.

@@ -6,32 +6,16 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/pluggable-storage/storage/core"
 )
 
 func init() {
 	register(
-		&command{
-			names:       []string{"delete"},
-			optionsHelp: "[LayerOrImageOrContainerNameOrID [...]]",
-			usage:       "Delete a layer or image or container, with no safety checks",
-			minArgs:     1,
-			maxArgs:     -1,
-			action: func(inv *invocation, args []string) (int, error) {
-				return inv.deleteEach(args, inv.store.Delete)
-			},
-			addFlags: addJSON,
-		},
-		&command{
-			names:       []string{"delete-layer", "deletelayer"},
-			optionsHelp: "[LayerNameOrID [...]]",
-			usage:       "Delete a layer, with safety checks",
-			minArgs:     1,
-			maxArgs:     -1,
-			action: func(inv *invocation, args []string) (int, error) {
-				return inv.deleteEach(args, inv.store.DeleteLayer)
-			},
-			addFlags: addJSON,
-		},
+		deleteCommand([]string{"delete"}, "[LayerOrImageOrContainerNameOrID [...]]",
+			"Delete a layer or image or container, with no safety checks", (*core.Store).Delete),
+		deleteCommand([]string{"delete-layer", "deletelayer"}, "[LayerNameOrID [...]]",
+			"Delete a layer, with safety checks", (*core.Store).DeleteLayer),
 		&command{
 			names:       []string{"delete-image", "deleteimage"},
 			optionsHelp: "[ImageNameOrID [...]]",
@@ -44,17 +28,8 @@ func init() {
 				addJSON(fs, f)
 			},
 		},
-		&command{
-			names:       []string{"delete-container", "deletecontainer"},
-			optionsHelp: "[ContainerNameOrID [...]]",
-			usage:       "Delete a container, with safety checks",
-			minArgs:     1,
-			maxArgs:     -1,
-			action: func(inv *invocation, args []string) (int, error) {
-				return inv.deleteEach(args, inv.store.DeleteContainer)
-			},
-			addFlags: addJSON,
-		},
+		deleteCommand([]string{"delete-container", "deletecontainer"}, "[ContainerNameOrID [...]]",
+			"Delete a container, with safety checks", (*core.Store).DeleteContainer),
 		&command{
 			names:   []string{"wipe"},
 			usage:   "Wipe all layers, images, and containers",
@@ -67,32 +42,35 @@ func init() {
 	)
 }
 
-// deleteEach deletes every argument (each once) with del, printing "ID: error" lines on stderr,
-// or with -j a map of argument to error text ("" for success). Exit code 1 if any failed.
-func (inv *invocation) deleteEach(args []string, del func(context.Context, string) error) (int, error) {
-	args = uniqueArgs(args)
-	result := make(map[string]string, len(args))
-	failed := false
-	for _, arg := range args {
-		err := del(inv.ctx, arg)
-		result[arg] = errorText(err)
-		failed = failed || err != nil
-	}
-	if inv.flags.json {
-		if code, err := inv.outputJSON(result); err != nil {
-			return code, err
-		}
-	} else {
-		for _, arg := range args {
-			if result[arg] != "" {
-				inv.eprintf("%s: %s\n", arg, result[arg])
+// deleteCommand is delete, delete-layer or delete-container: del on every argument (each once),
+// printing "ID: error" lines on stderr, or with -j a map of argument to error text ("" for
+// success). Exit code 1 if any failed.
+func deleteCommand(names []string, optionsHelp, usage string, del func(s *core.Store, ctx context.Context, ref string) error) *command {
+	return &command{
+		names:       names,
+		optionsHelp: optionsHelp,
+		usage:       usage,
+		minArgs:     1,
+		maxArgs:     -1,
+		action: func(inv *invocation, args []string) (int, error) {
+			args = uniqueArgs(args)
+			result := make(map[string]string, len(args))
+			failed := false
+			for _, arg := range args {
+				err := del(inv.store, inv.ctx, arg)
+				result[arg] = errorText(err)
+				failed = failed || err != nil
 			}
-		}
+			return inv.report(result, failed, func() {
+				for _, arg := range args {
+					if result[arg] != "" {
+						inv.eprintf("%s: %s\n", arg, result[arg])
+					}
+				}
+			})
+		},
+		addFlags: addJSON,
 	}
-	if failed {
-		return 1, nil
-	}
-	return 0, nil
 }
 
 type deletedImage struct {
@@ -111,11 +89,7 @@ func deleteImages(inv *invocation, args []string) (int, error) {
 		result[arg] = deletedImage{DeletedLayers: layers, Error: errorText(err)}
 		failed = failed || err != nil
 	}
-	if inv.flags.json {
-		if code, err := inv.outputJSON(result); err != nil {
-			return code, err
-		}
-	} else {
+	return inv.report(result, failed, func() {
 		for _, arg := range args {
 			r := result[arg]
 			if r.Error != "" {
@@ -126,11 +100,7 @@ func deleteImages(inv *invocation, args []string) (int, error) {
 				inv.eprintf("%s: %s\n", arg, l)
 			}
 		}
-	}
-	if failed {
-		return 1, nil
-	}
-	return 0, nil
+	})
 }
 
 // finishAll ends wipe and shutdown: on success "" in JSON mode; on failure the error value

@@ -50,26 +50,10 @@ func init() {
 			action:      imagesByDigest,
 			addFlags:    addImagesFlags,
 		},
-		&command{
-			names:       []string{"get-image-dir", "getimagedir"},
-			optionsHelp: "[options [...]] imageNameOrID",
-			usage:       "Find the image's associated data directory",
-			minArgs:     1,
-			maxArgs:     1,
-			action: func(inv *invocation, args []string) (int, error) {
-				return inv.printPath(inv.store.ImageDir(args[0]))
-			},
-		},
-		&command{
-			names:       []string{"get-image-run-dir", "getimagerundir"},
-			optionsHelp: "[options [...]] imageNameOrID",
-			usage:       "Find the image's associated runtime directory",
-			minArgs:     1,
-			maxArgs:     1,
-			action: func(inv *invocation, args []string) (int, error) {
-				return inv.printPath(inv.store.ImageRunDir(args[0]))
-			},
-		},
+		dirCommand([]string{"get-image-dir", "getimagedir"}, "imageNameOrID",
+			"Find the image's associated data directory", (*core.Store).ImageDir),
+		dirCommand([]string{"get-image-run-dir", "getimagerundir"}, "imageNameOrID",
+			"Find the image's associated runtime directory", (*core.Store).ImageRunDir),
 	)
 }
 
@@ -78,12 +62,24 @@ func addImagesFlags(fs *pflag.FlagSet, f *cmdFlags) {
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "Only print IDs")
 }
 
-func (inv *invocation) printPath(path string, err error) (int, error) {
-	if err != nil {
-		return 1, err
+// dirCommand is get-K-dir or get-K-run-dir: it prints the directory dir finds for its one
+// argument.
+func dirCommand(names []string, ref, usage string, dir func(s *core.Store, ref string) (string, error)) *command {
+	return &command{
+		names:       names,
+		optionsHelp: "[options [...]] " + ref,
+		usage:       usage,
+		minArgs:     1,
+		maxArgs:     1,
+		action: func(inv *invocation, args []string) (int, error) {
+			path, err := dir(inv.store, args[0])
+			if err != nil {
+				return 1, err
+			}
+			inv.printf("%s\n", path)
+			return 0, nil
+		},
 	}
-	inv.printf("%s\n", path)
-	return 0, nil
 }
 
 func createImage(inv *invocation, args []string) (int, error) {
@@ -104,42 +100,23 @@ func createImage(inv *invocation, args []string) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	if inv.flags.json {
-		return inv.outputJSON(img)
-	}
-	inv.printNamed(img.ID, img.Names)
-	return 0, nil
+	return inv.printCreated(img, img.ID, img.Names)
 }
 
 // showImages prints the images that match; an argument that matches nothing is skipped
 // silently and makes the exit code 1.
 func showImages(inv *invocation, args []string) (int, error) {
-	matched := []*core.Image{}
-	for _, arg := range args {
-		if img, err := inv.store.Image(arg); err == nil {
-			matched = append(matched, img)
-		}
-	}
-	if inv.flags.json {
-		if code, err := inv.outputJSON(matched); err != nil {
-			return code, err
-		}
-	} else {
+	matched := matchAll(args, inv.store.Image)
+	return inv.report(matched, len(matched) != len(args), func() {
 		for _, img := range matched {
 			inv.printf("ID: %s\n", img.ID)
-			for _, name := range img.Names {
-				inv.printf("Name: %s\n", name)
-			}
+			inv.printEach("Name: %s\n", img.Names)
 			inv.printf("Top Layer: %s\n", img.TopLayer)
-			for _, id := range img.MappedTopLayers {
-				inv.printf("Top Layer: %s\n", id)
-			}
+			inv.printEach("Top Layer: %s\n", img.MappedTopLayers)
 			for _, d := range img.Digests {
 				inv.printf("Digest: %s\n", d.String())
 			}
-			for _, name := range img.BigDataNames {
-				inv.printf("Data: %s\n", name)
-			}
+			inv.printEach("Data: %s\n", img.BigDataNames)
 			if size, err := inv.store.ImageSize(inv.ctx, img.ID); err != nil {
 				inv.printf("Size unknown: %+v\n", err)
 			} else {
@@ -149,41 +126,35 @@ func showImages(inv *invocation, args []string) (int, error) {
 				inv.printf("Read Only: true\n")
 			}
 		}
-	}
-	if len(matched) != len(args) {
-		return 1, nil
-	}
-	return 0, nil
+	})
 }
 
-func (inv *invocation) printImageList(images []core.Image) {
-	for _, img := range images {
-		inv.printf("%s\n", img.ID)
-		if inv.flags.quiet {
-			continue
-		}
-		for _, name := range img.Names {
-			inv.printf("\tname: %s\n", name)
-		}
-		for _, d := range img.Digests {
-			inv.printf("\tdigest: %s\n", d.String())
-		}
-		for _, name := range img.BigDataNames {
-			inv.printf("\tdata: %s\n", name)
-		}
-	}
-}
-
-func listImages(inv *invocation, _ []string) (int, error) {
-	images, err := inv.store.Images()
+// printImages ends images and images-by-digest: the error if err is set, else with -j the
+// list as JSON (null when empty), else each image's ID and (without -q) its names, digests and
+// data items.
+func (inv *invocation) printImages(images []core.Image, err error) (int, error) {
 	if err != nil {
 		return 1, err
 	}
 	if inv.flags.json {
 		return inv.outputJSON(nilIfEmpty(images))
 	}
-	inv.printImageList(images)
+	for _, img := range images {
+		inv.printf("%s\n", img.ID)
+		if inv.flags.quiet {
+			continue
+		}
+		inv.printEach("\tname: %s\n", img.Names)
+		for _, d := range img.Digests {
+			inv.printf("\tdigest: %s\n", d.String())
+		}
+		inv.printEach("\tdata: %s\n", img.BigDataNames)
+	}
 	return 0, nil
+}
+
+func listImages(inv *invocation, _ []string) (int, error) {
+	return inv.printImages(inv.store.Images())
 }
 
 // imagesByDigest validates the digest before asking the store; no match is an empty result
@@ -194,13 +165,5 @@ func imagesByDigest(inv *invocation, args []string) (int, error) {
 		inv.eprintf("%s: %v\n", args[0], err)
 		return 1, nil
 	}
-	images, err := inv.store.ImagesByDigest(d)
-	if err != nil {
-		return 1, err
-	}
-	if inv.flags.json {
-		return inv.outputJSON(nilIfEmpty(images))
-	}
-	inv.printImageList(images)
-	return 0, nil
+	return inv.printImages(inv.store.ImagesByDigest(d))
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/sha256"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -24,12 +23,7 @@ func (s *store) idOf(kind, ref string) string {
 
 func testImageCommands(t *testing.T, s *store) {
 	t.Helper()
-	if out := s.ok("images"); out != "" {
-		t.Fatalf("images on a store without images: %q", out)
-	}
-	if out := s.ok("images", "-j"); out != "null\n" {
-		t.Fatalf("images -j without images: %q", out)
-	}
+	wantEmptyList(t, s, "images")
 	top := s.idOf("layer", "imported")
 	dir := t.TempDir()
 	meta := writeFile(t, dir, "meta", []byte("from-file"))
@@ -57,24 +51,8 @@ func testImageCommands(t *testing.T, s *store) {
 	// Image big data (manifest digests feed Digests).
 	manifest := []byte(`{"schemaVersion":2}`)
 	manDigest := fmt.Sprintf("sha256:%x", sha256.Sum256(manifest))
-	s.ok("set-image-data", "-f", writeFile(t, dir, "manifest", manifest), "img", "manifest")
-	if r := s.cliIn("config-bytes", "setimagedata", "img", "Config Key"); r.code != 0 || r.stderr != "" {
-		t.Fatalf("set-image-data from stdin: %v", r)
-	}
-	wantLines(t, "list-image-data", s.ok("list-image-data", "img"), "manifest", "Config Key")
-	var keys []string
-	decodeJSON(t, "listimagedata -j", s.ok("listimagedata", "-j", "img"), &keys)
-	if len(keys) != 2 {
-		t.Fatalf("list-image-data -j: %q", keys)
-	}
-	if out := s.ok("get-image-data", "img", "manifest"); out != string(manifest) {
-		t.Fatalf("get-image-data = %q", out)
-	}
-	outFile := filepath.Join(dir, "got")
-	s.ok("getimagedata", "-f", outFile, "img", "Config Key")
-	if b, _ := os.ReadFile(outFile); string(b) != "config-bytes" {
-		t.Fatalf("get-image-data -f wrote %q", b)
-	}
+	testBigDataRoundTrip(t, s, bigDataCase{kind: "image", ref: "img",
+		fileKey: "manifest", fileData: string(manifest), stdinKey: "Config Key", stdinData: "config-bytes"})
 	wantLines(t, "get-image-data-size", s.ok("get-image-data-size", "img", "manifest"), fmt.Sprint(len(manifest)))
 	wantLines(t, "getimagedatasize", s.ok("getimagedatasize", "img", "Config Key"), "12")
 	wantLines(t, "get-image-data-digest", s.ok("get-image-data-digest", "img", "manifest"), manDigest)
@@ -135,12 +113,7 @@ func testImageCommands(t *testing.T, s *store) {
 		t.Fatalf("images-by-digest -j: %+v", imgs)
 	}
 	none := "sha256:" + strings.Repeat("0", 64)
-	if out := s.ok("images-by-digest", none); out != "" {
-		t.Fatalf("images-by-digest without a match: %q", out)
-	}
-	if out := s.ok("images-by-digest", "-j", none); out != "null\n" {
-		t.Fatalf("images-by-digest -j without a match: %q", out)
-	}
+	wantEmptyList(t, s, "images-by-digest", none)
 	r := s.fails(1, "not-a-digest: ", "images-by-digest", "not-a-digest")
 	if r.stdout != "" {
 		t.Fatalf("images-by-digest with a bad digest printed %q", r.stdout)

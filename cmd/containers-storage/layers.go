@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/spf13/pflag"
 
@@ -53,7 +54,7 @@ func init() {
 			optionsHelp: "[options [...]] [parentLayerNameOrID]",
 			usage:       "Create a new layer",
 			maxArgs:     1,
-			action:      createLayer,
+			action:      layerCreator("create layer", false),
 			addFlags: func(fs *pflag.FlagSet, f *cmdFlags) {
 				addLayerCreateFlags(fs, f)
 				addNames(fs, f, "Layer")
@@ -64,7 +65,7 @@ func init() {
 			optionsHelp: "[options [...]] [parentLayerNameOrID]",
 			usage:       "Import a new layer",
 			maxArgs:     1,
-			action:      importLayer,
+			action:      layerCreator("import layer", true),
 			addFlags: func(fs *pflag.FlagSet, f *cmdFlags) {
 				addLayerCreateFlags(fs, f)
 				addNames(fs, f, "Layer")
@@ -151,53 +152,28 @@ func listLayers(inv *invocation, _ []string) (int, error) {
 		if inv.flags.quiet {
 			continue
 		}
-		for _, name := range l.Names {
-			inv.printf("\tname: %s\n", name)
-		}
+		inv.printEach("\tname: %s\n", l.Names)
 		for _, img := range imagesByLayer[l.ID] {
 			inv.printf("\timage: %s\n", img.ID)
-			for _, name := range img.Names {
-				inv.printf("\t\tname: %s\n", name)
-			}
+			inv.printEach("\t\tname: %s\n", img.Names)
 		}
 		if c, ok := containerByLayer[l.ID]; ok {
 			inv.printf("\tcontainer: %s\n", c.ID)
-			for _, name := range c.Names {
-				inv.printf("\t\tname: %s\n", name)
-			}
+			inv.printEach("\t\tname: %s\n", c.Names)
 		}
 	}
 	return 0, nil
 }
 
 func storageLayers(inv *invocation, _ []string) (int, error) {
-	ids, err := inv.store.StorageLayers(inv.ctx)
-	if err != nil {
-		return 1, err
-	}
-	if inv.flags.json {
-		return inv.outputJSON(nilIfEmpty(ids))
-	}
-	for _, id := range ids {
-		inv.printf("%s\n", id)
-	}
-	return 0, nil
+	return inv.printList(inv.store.StorageLayers(inv.ctx))
 }
 
 // showLayers prints the layers that match; an argument that matches nothing is skipped
 // silently and makes the exit code 1.
 func showLayers(inv *invocation, args []string) (int, error) {
-	matched := []*core.Layer{}
-	for _, arg := range args {
-		if l, err := inv.store.Layer(arg); err == nil {
-			matched = append(matched, l)
-		}
-	}
-	if inv.flags.json {
-		if code, err := inv.outputJSON(matched); err != nil {
-			return code, err
-		}
-	} else {
+	matched := matchAll(args, inv.store.Layer)
+	return inv.report(matched, len(matched) != len(args), func() {
 		for _, l := range matched {
 			inv.printf("ID: %s\n", l.ID)
 			for _, m := range l.UIDMap {
@@ -209,18 +185,12 @@ func showLayers(inv *invocation, args []string) (int, error) {
 			if l.Parent != "" {
 				inv.printf("Parent: %s\n", l.Parent)
 			}
-			for _, name := range l.Names {
-				inv.printf("Name: %s\n", name)
-			}
+			inv.printEach("Name: %s\n", l.Names)
 			if l.ReadOnly {
 				inv.printf("Read Only: true\n")
 			}
 		}
-	}
-	if len(matched) != len(args) {
-		return 1, nil
-	}
-	return 0, nil
+	})
 }
 
 // parentOwners is the JSON shape of layer-parent-owners and container-parent-owners.
@@ -231,32 +201,39 @@ type parentOwners struct {
 }
 
 func layerParentOwners(inv *invocation, args []string) (int, error) {
-	matched := []*core.Layer{}
-	for _, arg := range args {
-		if l, err := inv.store.Layer(arg); err == nil {
-			matched = append(matched, l)
-		}
+	var ids []string
+	for _, l := range matchAll(args, inv.store.Layer) {
+		ids = append(ids, l.ID)
 	}
-	for _, l := range matched {
-		uids, gids, err := inv.store.LayerParentOwners(l.ID)
+	return inv.printParentOwners(args, ids, inv.store.LayerParentOwners, "LayerParentOwner", false)
+}
+
+// printParentOwners ends layer-parent-owners and container-parent-owners, given the IDs the
+// arguments matched: per ID one line of JSON, or the lines "ID:", "UIDs:" and "GIDs:" (an empty
+// list's line only with keepEmpty). The first failure of owners ends the command, its error
+// prefixed with errPrefix as in the established tool; an unmatched argument makes the exit
+// code 1.
+func (inv *invocation) printParentOwners(args, ids []string, owners func(id string) (uids, gids []int, err error), errPrefix string, keepEmpty bool) (int, error) {
+	for _, id := range ids {
+		uids, gids, err := owners(id)
 		if err != nil {
-			return 1, fmt.Errorf("LayerParentOwner: %w", err)
+			return 1, fmt.Errorf("%s: %w", errPrefix, err)
 		}
 		if inv.flags.json {
-			if code, err := inv.outputJSON(parentOwners{ID: l.ID, UIDs: uids, GIDs: gids}); err != nil {
+			if code, err := inv.outputJSON(parentOwners{ID: id, UIDs: uids, GIDs: gids}); err != nil {
 				return code, err
 			}
 			continue
 		}
-		inv.printf("ID: %s\n", l.ID)
-		if len(uids) > 0 {
+		inv.printf("ID: %s\n", id)
+		if keepEmpty || len(uids) > 0 {
 			inv.printf("UIDs: %v\n", uids)
 		}
-		if len(gids) > 0 {
+		if keepEmpty || len(gids) > 0 {
 			inv.printf("GIDs: %v\n", gids)
 		}
 	}
-	if len(matched) != len(args) {
+	if len(ids) != len(args) {
 		return 1, nil
 	}
 	return 0, nil
@@ -275,39 +252,28 @@ func (inv *invocation) layerOptions(args []string) core.LayerOptions {
 	return o
 }
 
-func (inv *invocation) printLayer(l *core.Layer) (int, error) {
-	if inv.flags.json {
-		return inv.outputJSON(l)
+// layerCreator is the action of create-layer and (withDiff) import-layer, which applies the
+// diff read from the -f file or stdin; op names the command in the ID-mapping error.
+func layerCreator(op string, withDiff bool) func(*invocation, []string) (int, error) {
+	return func(inv *invocation, args []string) (int, error) {
+		if err := inv.flags.idmap.check(op); err != nil {
+			return 1, err
+		}
+		var diff io.Reader
+		if withDiff {
+			in, err := inv.input()
+			if err != nil {
+				return 1, err
+			}
+			defer in.Close()
+			diff = in
+		}
+		l, err := inv.store.CreateLayer(inv.ctx, inv.layerOptions(args), diff)
+		if err != nil {
+			return 1, err
+		}
+		return inv.printCreated(l, l.ID, l.Names)
 	}
-	inv.printNamed(l.ID, l.Names)
-	return 0, nil
-}
-
-func createLayer(inv *invocation, args []string) (int, error) {
-	if err := inv.flags.idmap.check("create layer"); err != nil {
-		return 1, err
-	}
-	l, err := inv.store.CreateLayer(inv.ctx, inv.layerOptions(args), nil)
-	if err != nil {
-		return 1, err
-	}
-	return inv.printLayer(l)
-}
-
-func importLayer(inv *invocation, args []string) (int, error) {
-	if err := inv.flags.idmap.check("import layer"); err != nil {
-		return 1, err
-	}
-	in, err := inv.input()
-	if err != nil {
-		return 1, err
-	}
-	defer in.Close()
-	l, err := inv.store.CreateLayer(inv.ctx, inv.layerOptions(args), in)
-	if err != nil {
-		return 1, err
-	}
-	return inv.printLayer(l)
 }
 
 func createStorageLayer(inv *invocation, args []string) (int, error) {
@@ -318,9 +284,5 @@ func createStorageLayer(inv *invocation, args []string) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	if inv.flags.json {
-		return inv.outputJSON(id)
-	}
-	inv.printf("%s\n", id)
-	return 0, nil
+	return inv.printCreated(id, id, nil)
 }

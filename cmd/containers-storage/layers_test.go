@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/sha256"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -13,12 +12,7 @@ import (
 func testLayerCommands(t *testing.T, s *store) {
 	t.Helper()
 	// Empty store.
-	if out := s.ok("layers"); out != "" {
-		t.Fatalf("layers on an empty store: %q", out)
-	}
-	if out := s.ok("layers", "-j"); out != "null\n" {
-		t.Fatalf("layers -j on an empty store: %q", out)
-	}
+	wantEmptyList(t, s, "layers")
 
 	out := s.ok("create-layer", "-n", "base", "-n", "base-alias")
 	base := lines(out)[0]
@@ -112,24 +106,8 @@ func testLayerCommands(t *testing.T, s *store) {
 	if out := s.ok("list-layer-data", "l2"); out != "" {
 		t.Fatalf("list-layer-data on a fresh layer: %q", out)
 	}
-	s.ok("set-layer-data", "-f", writeFile(t, dir, "blob", []byte("blob-data")), "l2", "key1")
-	if r := s.cliIn("stdin-data", "setlayerdata", "l2", "Some Key"); r.code != 0 || r.stderr != "" {
-		t.Fatalf("set-layer-data from stdin: %v", r)
-	}
-	wantLines(t, "list-layer-data", s.ok("listlayerdata", "l2"), "key1", "Some Key")
-	var keys []string
-	decodeJSON(t, "list-layer-data -j", s.ok("list-layer-data", "-j", "l2"), &keys)
-	if len(keys) != 2 {
-		t.Fatalf("list-layer-data -j: %q", keys)
-	}
-	if out := s.ok("get-layer-data", "l2", "Some Key"); out != "stdin-data" {
-		t.Fatalf("get-layer-data = %q", out)
-	}
-	outFile := filepath.Join(dir, "out")
-	s.ok("getlayerdata", "-f", outFile, "l2", "key1")
-	if b, _ := os.ReadFile(outFile); string(b) != "blob-data" {
-		t.Fatalf("get-layer-data -f wrote %q", b)
-	}
+	testBigDataRoundTrip(t, s, bigDataCase{kind: "layer", ref: "l2",
+		fileKey: "key1", fileData: "blob-data", stdinKey: "Some Key", stdinData: "stdin-data"})
 	s.fails(1, "", "get-layer-data", "l2", "no-such-key")
 	s.fails(1, "layer not known", "list-layer-data", "no-such-layer")
 

@@ -65,11 +65,7 @@ func showMetadata(inv *invocation, args []string) (int, error) {
 		}
 		found[arg] = strings.TrimSuffix(md, "\n")
 	}
-	if inv.flags.json {
-		if code, err := inv.outputJSON(found); err != nil {
-			return code, err
-		}
-	} else {
+	return inv.report(found, missing, func() {
 		for _, arg := range args {
 			if inv.flags.quiet {
 				inv.printf("%s\n", found[arg])
@@ -77,11 +73,7 @@ func showMetadata(inv *invocation, args []string) (int, error) {
 				inv.printf("%s: %s\n", arg, found[arg])
 			}
 		}
-	}
-	if missing {
-		return 1, nil
-	}
-	return 0, nil
+	})
 }
 
 func setMetadata(inv *invocation, args []string) (int, error) {
@@ -129,17 +121,12 @@ func exists(inv *invocation, args []string) (int, error) {
 			missing = true
 		}
 	}
-	if inv.flags.json {
-		if code, err := inv.outputJSON(result); err != nil {
-			return code, err
+	return inv.report(result, missing, func() {
+		if inv.flags.quiet {
+			return
 		}
-	} else if !inv.flags.quiet {
 		for _, arg := range args {
 			inv.printf("%s: %v\n", arg, result[arg])
 		}
-	}
-	if missing {
-		return 1, nil
-	}
-	return 0, nil
+	})
 }

@@ -76,22 +76,14 @@ func mount(inv *invocation, args []string) (int, error) {
 		failed = failed || err != nil
 		results = append(results, mountResult{ID: arg, MountPoint: path, Error: errorText(err)})
 	}
-	if inv.flags.json {
-		if code, err := inv.outputJSON(results); err != nil {
-			return code, err
-		}
-	} else {
+	return inv.report(results, failed, func() {
 		for _, r := range results {
 			if r.Error != "" {
 				inv.eprintf("%s while mounting %s\n", r.Error, r.ID)
 			}
 			inv.printf("%s\n", r.MountPoint)
 		}
-	}
-	if failed {
-		return 1, nil
-	}
-	return 0, nil
+	})
 }
 
 // unmount drops one reference per argument (all of them with -f) and prints
@@ -99,65 +91,49 @@ func mount(inv *invocation, args []string) (int, error) {
 // container unmount fails, an image unmount is tried; if that fails too, the first error is
 // reported.
 func unmount(inv *invocation, args []string) (int, error) {
-	results := []idError{}
-	failed := false
-	for _, arg := range args {
+	return inv.eachArg(args, "%s while unmounting %s\n", func(arg string) error {
 		still, err := inv.store.Unmount(inv.ctx, arg, inv.flags.force)
 		if err != nil {
 			if _, imgErr := inv.store.UnmountImage(inv.ctx, arg, inv.flags.force); imgErr == nil {
-				err = nil
-			} else {
-				failed = true
+				return nil
 			}
-		} else if !still {
+			return err
+		}
+		if !still {
 			inv.printf("%s mountpoint unmounted\n", arg)
 		}
-		results = append(results, idError{ID: arg, Error: errorText(err)})
-	}
-	if inv.flags.json {
-		if code, err := inv.outputJSON(results); err != nil {
-			return code, err
-		}
-	} else {
-		for _, r := range results {
-			if r.Error != "" {
-				inv.eprintf("%s while unmounting %s\n", r.Error, r.ID)
-			}
-		}
-	}
-	if failed {
-		return 1, nil
-	}
-	return 0, nil
+		return nil
+	})
 }
 
 // mounted prints "ID mounted" for each argument whose mount count is above zero (also in JSON
 // mode, before the JSON).
 func mounted(inv *invocation, args []string) (int, error) {
+	return inv.eachArg(args, "%s checking if %s is mounted\n", func(arg string) error {
+		count, err := inv.store.Mounted(arg)
+		if err == nil && count > 0 {
+			inv.printf("%s mounted\n", arg)
+		}
+		return err
+	})
+}
+
+// eachArg runs do on every argument in turn and then reports a list of {id, error} in JSON
+// mode, or each failure on stderr through format (error text, then argument). Exit code 1 if
+// any failed.
+func (inv *invocation) eachArg(args []string, format string, do func(arg string) error) (int, error) {
 	results := []idError{}
 	failed := false
 	for _, arg := range args {
-		count, err := inv.store.Mounted(arg)
-		if err != nil {
-			failed = true
-		} else if count > 0 {
-			inv.printf("%s mounted\n", arg)
-		}
+		err := do(arg)
+		failed = failed || err != nil
 		results = append(results, idError{ID: arg, Error: errorText(err)})
 	}
-	if inv.flags.json {
-		if code, err := inv.outputJSON(results); err != nil {
-			return code, err
-		}
-	} else {
+	return inv.report(results, failed, func() {
 		for _, r := range results {
 			if r.Error != "" {
-				inv.eprintf("%s checking if %s is mounted\n", r.Error, r.ID)
+				inv.eprintf(format, r.Error, r.ID)
 			}
 		}
-	}
-	if failed {
-		return 1, nil
-	}
-	return 0, nil
+	})
 }

@@ -41,13 +41,15 @@ func printPairs(w io.Writer, pairs [][2]string) {
 	}
 }
 
-// printNamed writes an ID and then each name prefixed with a tab, the plain output of the
-// create-* commands.
-func (inv *invocation) printNamed(id string, names []string) {
-	inv.printf("%s\n", id)
-	for _, n := range names {
-		inv.printf("\t%s\n", n)
+// printCreated ends the create-* commands: with -j the created item v as JSON, else its ID and
+// then each name prefixed with a tab.
+func (inv *invocation) printCreated(v any, id string, names []string) (int, error) {
+	if inv.flags.json {
+		return inv.outputJSON(v)
 	}
+	inv.printf("%s\n", id)
+	inv.printEach("\t%s\n", names)
+	return 0, nil
 }
 
 // uniqueArgs returns args without repetitions, in first-seen order. The established tool keeps
@@ -70,4 +72,53 @@ func errorText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// printEach writes one line per item, format holding one %s ("\tname: %s\n").
+func (inv *invocation) printEach(format string, items []string) {
+	for _, item := range items {
+		inv.printf(format, item)
+	}
+}
+
+// printList ends the plain list commands: the error if err is set, else with -j the list as
+// JSON (null when empty), else one item per line.
+func (inv *invocation) printList(items []string, err error) (int, error) {
+	if err != nil {
+		return 1, err
+	}
+	if inv.flags.json {
+		return inv.outputJSON(nilIfEmpty(items))
+	}
+	inv.printEach("%s\n", items)
+	return 0, nil
+}
+
+// matchAll looks every argument up and returns what was found, in argument order; an argument
+// that matches nothing is left out (the commands that examine items skip it silently).
+func matchAll[T any](args []string, lookup func(ref string) (T, error)) []T {
+	matched := []T{}
+	for _, arg := range args {
+		if item, err := lookup(arg); err == nil {
+			matched = append(matched, item)
+		}
+	}
+	return matched
+}
+
+// report ends the commands that handle each argument in turn: with -j it writes v as JSON,
+// else text prints the plain output; the exit code is 1 if failed, with no error (what failed
+// has been reported already).
+func (inv *invocation) report(v any, failed bool, text func()) (int, error) {
+	if inv.flags.json {
+		if code, err := inv.outputJSON(v); err != nil {
+			return code, err
+		}
+	} else {
+		text()
+	}
+	if failed {
+		return 1, nil
+	}
+	return 0, nil
 }
