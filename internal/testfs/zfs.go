@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // zfsImageSize is the pool's backing file size (file vdevs need at least 64 MiB).
@@ -77,18 +79,42 @@ func NewZFS() (dataset, mountpoint string, cleanup func() error, err error) {
 	pool := "testfs" + hex.EncodeToString(suffix[:])
 	mnt := filepath.Join(dir, "mnt")
 	// cachefile=none: a pool left by a killed test is not re-imported when the daemon restarts.
-	if _, err := run("zpool", "create", "-f", "-o", "cachefile=none", "-m", mnt, pool, image); err != nil {
+	unlock, err := lockPools()
+	if err != nil {
+		return fail(err)
+	}
+	_, err = run("zpool", "create", "-f", "-o", "cachefile=none", "-m", mnt, pool, image)
+	unlock()
+	if err != nil {
 		return fail(err)
 	}
 	undo = append(undo, func() error { return destroyPool(pool, mnt) })
 	return pool, mnt, cleanup, nil
 }
 
+// lockPools serialises creating and destroying pools across goroutines and test processes:
+// zfs-fuse has been seen to wedge (every file system call on its mounts hanging) when two
+// `zpool create` ran at once. Kernel OpenZFS needs no such care.
+func lockPools() (unlock func(), err error) {
+	if KernelZFS() {
+		return func() {}, nil
+	}
+	f, err := lockFile("pools", unix.LOCK_EX)
+	if err != nil {
+		return nil, fmt.Errorf("lock zfs pool creation: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
 // destroyPool destroys pool and makes sure nothing stays mounted under mnt (datasets a test
 // mounted elsewhere are unmounted by zpool destroy too).
 func destroyPool(pool, mnt string) error {
 	// zfs-fuse reports a pool "busy" for a moment after its files were last used.
-	var err error
+	unlock, err := lockPools()
+	if err != nil {
+		return fmt.Errorf("destroy pool %s: %w", pool, err)
+	}
+	defer unlock()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		_, err = run("zpool", "destroy", "-f", pool)
 		if err == nil || !strings.Contains(err.Error(), "busy") || time.Now().After(deadline) {
