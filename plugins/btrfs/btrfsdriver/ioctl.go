@@ -115,6 +115,16 @@ func setName(dst []byte, name string) error {
 
 // subvolCreate creates the empty subvolume dir/name.
 func subvolCreate(dir, name string) error {
+	return volNameIoctl(dir, name, iocSubvolCreate, "create subvolume")
+}
+
+// subvolDestroy deletes the subvolume dir/name, which must hold no nested subvolume.
+func subvolDestroy(dir, name string) error {
+	return volNameIoctl(dir, name, iocSnapDestroy, "delete subvolume")
+}
+
+// volNameIoctl issues req, whose argument is a volArgs naming dir/name, on directory dir.
+func volNameIoctl(dir, name string, req uintptr, op string) error {
 	f, err := openDir(dir)
 	if err != nil {
 		return err
@@ -124,8 +134,8 @@ func subvolCreate(dir, name string) error {
 	if err := setName(args.name[:], name); err != nil {
 		return err
 	}
-	if err := ioctl(f.Fd(), iocSubvolCreate, unsafe.Pointer(&args)); err != nil {
-		return &os.PathError{Op: "create subvolume", Path: dir + "/" + name, Err: err}
+	if err := ioctl(f.Fd(), req, unsafe.Pointer(&args)); err != nil {
+		return &os.PathError{Op: op, Path: dir + "/" + name, Err: err}
 	}
 	return nil
 }
@@ -149,23 +159,6 @@ func snapshotCreate(src, dir, name string) error {
 	}
 	if err := ioctl(df.Fd(), iocSnapCreateV2, unsafe.Pointer(&args)); err != nil {
 		return &os.PathError{Op: "snapshot " + src, Path: dir + "/" + name, Err: err}
-	}
-	return nil
-}
-
-// subvolDestroy deletes the subvolume dir/name, which must hold no nested subvolume.
-func subvolDestroy(dir, name string) error {
-	f, err := openDir(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	var args volArgs
-	if err := setName(args.name[:], name); err != nil {
-		return err
-	}
-	if err := ioctl(f.Fd(), iocSnapDestroy, unsafe.Pointer(&args)); err != nil {
-		return &os.PathError{Op: "delete subvolume", Path: dir + "/" + name, Err: err}
 	}
 	return nil
 }
